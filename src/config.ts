@@ -1,0 +1,123 @@
+import { z } from "zod";
+
+/**
+ * The only reader of process.env. Parsed once at boot; a bad value stops the
+ * process with a message naming the variable.
+ */
+
+const DURATION = /^(\d+)(ms|s|m|h)?$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** "300", "300ms", "30s", "5m", "1h" -> milliseconds (a bare number is ms). */
+export function parseDuration(text: string): number {
+  const m = DURATION.exec(text.trim());
+  if (!m) throw new Error(`not a duration: "${text}" (use e.g. 500ms, 30s, 5m)`);
+  return Number(m[1]) * UNIT_MS[(m[2] ?? "ms") as keyof typeof UNIT_MS];
+}
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      try {
+        return parseDuration(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+        return z.NEVER;
+      }
+    });
+
+const int = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const list = z
+  .string()
+  .default("")
+  .transform((v) =>
+    v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", "yes", "no"])
+    .default(fallback ? "true" : "false")
+    .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const schema = z.object({
+  HOST: z.string().min(1).default("0.0.0.0"),
+  PORT: int(8080, 0, 65535),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  CORS_ORIGINS: list,
+  SHUTDOWN_GRACE: duration("10s"),
+
+  DATABASE_URL: z.string().url().optional(),
+  DB_POOL_MAX: int(10, 1, 200),
+  PGLITE_DATA_DIR: z.string().min(1).default(".data/pglite"),
+  SEED_DEMO_CATALOG: bool(true),
+
+  REDIS_URLS: list,
+
+  QUEUE_MAX_ACTIVE: int(500, 1),
+  QUEUE_ADMIT_PER_SECOND: int(50, 1),
+  QUEUE_ACTIVE_TTL: duration("10m"),
+  QUEUE_IDLE_TTL: duration("2m"),
+  QUEUE_TICK: duration("250ms"),
+
+  HOLD_TTL: duration("5m"),
+  HOLD_MAX_PER_USER: int(4, 1, 50),
+  HOLD_LOCK_TTL: duration("2s"),
+
+  CHARGE_MAX: int(10_000_000, 1),
+  BALANCE_MAX: int(1_000_000_000_000, 1),
+});
+
+export type Env = z.input<typeof schema>;
+
+export interface Config {
+  host: string;
+  port: number;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  corsOrigins: string[];
+  shutdownGraceMs: number;
+  database: { url?: string; poolMax: number; pgliteDataDir: string; seedDemoCatalog: boolean };
+  redisUrls: string[];
+  queue: { maxActive: number; admitPerSecond: number; activeTtlMs: number; idleTtlMs: number; tickMs: number };
+  hold: { ttlMs: number; maxPerUser: number; lockTtlMs: number };
+  wallet: { chargeMax: number; balanceMax: number };
+}
+
+export class ConfigError extends Error {}
+
+/** Reads the configuration from an environment (process.env by default). */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const blank = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = schema.safeParse(blank);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  const e = parsed.data;
+  if (e.CHARGE_MAX > e.BALANCE_MAX) throw new ConfigError("invalid configuration:\n  CHARGE_MAX: must not exceed BALANCE_MAX");
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    corsOrigins: e.CORS_ORIGINS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE,
+    database: { url: e.DATABASE_URL, poolMax: e.DB_POOL_MAX, pgliteDataDir: e.PGLITE_DATA_DIR, seedDemoCatalog: e.SEED_DEMO_CATALOG },
+    redisUrls: e.REDIS_URLS,
+    queue: {
+      maxActive: e.QUEUE_MAX_ACTIVE,
+      admitPerSecond: e.QUEUE_ADMIT_PER_SECOND,
+      activeTtlMs: e.QUEUE_ACTIVE_TTL,
+      idleTtlMs: e.QUEUE_IDLE_TTL,
+      tickMs: e.QUEUE_TICK,
+    },
+    hold: { ttlMs: e.HOLD_TTL, maxPerUser: e.HOLD_MAX_PER_USER, lockTtlMs: e.HOLD_LOCK_TTL },
+    wallet: { chargeMax: e.CHARGE_MAX, balanceMax: e.BALANCE_MAX },
+  };
+}

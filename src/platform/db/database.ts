@@ -1,0 +1,72 @@
+import { MikroORM, type Options } from "@mikro-orm/postgresql";
+import { Migrator } from "@mikro-orm/migrations";
+import type { Config } from "../../config.js";
+import type { Logger } from "../logger.js";
+import { entities } from "./entities.js";
+import { migrationsList } from "./migrations/index.js";
+import { startEmbeddedPostgres, type EmbeddedPostgres } from "./embedded-postgres.js";
+
+export type { MikroORM };
+
+export interface Database {
+  orm: MikroORM;
+  /** "postgresql" for a real server, "pglite" for the embedded default. */
+  engine: "postgresql" | "pglite";
+  close(): Promise<void>;
+}
+
+/** ORM options shared by the server, the CLI commands and the tests. */
+export function ormOptions(connection: Partial<Options>, poolMax: number): Options {
+  return {
+    ...connection,
+    entities,
+    extensions: [Migrator],
+    pool: { min: 0, max: poolMax },
+    migrations: { migrationsList, transactional: true, allOrNothing: true, snapshot: false, silent: true },
+    // Every request works on its own fork: a stray global use is a bug.
+    allowGlobalContext: false,
+    forceUtcTimezone: true,
+    ensureDatabase: false,
+    debug: false,
+  };
+}
+
+/**
+ * Connects to `database.url`, or starts the embedded PGlite when none is set,
+ * and applies pending migrations. The schema is never synchronised from the
+ * entities at run time: migrations are the only writer of DDL.
+ */
+export async function openDatabase(database: Config["database"], log: Logger): Promise<Database> {
+  let embedded: EmbeddedPostgres | undefined;
+  let options: Options;
+  if (database.url) {
+    options = ormOptions({ clientUrl: database.url }, database.poolMax);
+  } else {
+    embedded = await startEmbeddedPostgres(database.pgliteDataDir);
+    log.info({ dataDir: database.pgliteDataDir }, "started embedded PostgreSQL (PGlite)");
+    options = ormOptions({ host: embedded.socketDir, port: embedded.port, dbName: "postgres", user: "postgres" }, 1);
+  }
+  let orm: MikroORM;
+  try {
+    orm = await MikroORM.init(options);
+  } catch (err) {
+    await embedded?.stop();
+    throw err;
+  }
+  try {
+    const applied = await orm.getMigrator().up();
+    if (applied.length) log.info({ migrations: applied.map((m) => m.name) }, "applied migrations");
+  } catch (err) {
+    await orm.close(true);
+    await embedded?.stop();
+    throw err;
+  }
+  return {
+    orm,
+    engine: embedded ? "pglite" : "postgresql",
+    async close() {
+      await orm.close(true);
+      await embedded?.stop();
+    },
+  };
+}

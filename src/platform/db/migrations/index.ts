@@ -1,0 +1,8 @@
+import type { MigrationObject } from "@mikro-orm/core";
+import { Migration20261130000000Catalog } from "./Migration20261130000000Catalog.js";
+
+/** Every migration, oldest first. Listed by hand so the same list works from
+ * TypeScript sources, compiled output and tests. */
+export const migrationsList: MigrationObject[] = [
+  { name: "Migration20261130000000Catalog", class: Migration20261130000000Catalog },
+];

@@ -1,0 +1,52 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { DescFile } from "@bufbuild/protobuf";
+import { ConcertService, file_boxoffice_concert_v1_concert_service } from "../gen/boxoffice/concert/v1/concert_service_pb.js";
+import { QueueService, file_boxoffice_queue_v1_queue_service } from "../gen/boxoffice/queue/v1/queue_service_pb.js";
+import {
+  ReservationService,
+  file_boxoffice_reservation_v1_reservation_service,
+} from "../gen/boxoffice/reservation/v1/reservation_service_pb.js";
+import { WalletService, file_boxoffice_wallet_v1_wallet_service } from "../gen/boxoffice/wallet/v1/wallet_service_pb.js";
+import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
+import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.js";
+import type { Deps } from "./deps.js";
+import { registerConcertRoutes } from "./modules/concert/concert.routes.js";
+import { HealthState, registerHealth } from "./rpc/health.js";
+import { REFLECTION_SERVICES, ReflectionIndex, registerReflection } from "./rpc/reflection.js";
+
+/** The public API: what health reports on and reflection describes. */
+export const API_SERVICES = [QueueService, ConcertService, ReservationService, WalletService];
+
+const API_FILES: DescFile[] = [
+  file_boxoffice_queue_v1_queue_service,
+  file_boxoffice_concert_v1_concert_service,
+  file_boxoffice_reservation_v1_reservation_service,
+  file_boxoffice_wallet_v1_wallet_service,
+  file_grpc_health_v1_health,
+  file_grpc_reflection_v1_reflection,
+  file_grpc_reflection_v1alpha_reflection,
+  // Not imported by any service, but sent in error details: clients may ask for it.
+  file_google_rpc_error_details,
+];
+
+export function createHealthState(): HealthState {
+  return new HealthState(API_SERVICES.map((s) => s.typeName));
+}
+
+/**
+ * Registers every service. Services whose capability is not built yet are
+ * still registered, so their RPCs answer UNIMPLEMENTED rather than 404.
+ */
+export function createRoutes(deps: Deps, health: HealthState, draining: AbortSignal) {
+  const reflection = new ReflectionIndex(API_FILES, [...API_SERVICES.map((s) => s.typeName), Health.typeName, ...REFLECTION_SERVICES]);
+  return (router: ConnectRouter) => {
+    router.service(QueueService, {});
+    registerConcertRoutes(router, deps);
+    router.service(ReservationService, {});
+    router.service(WalletService, {});
+    registerHealth(router, health, draining);
+    registerReflection(router, reflection);
+  };
+}

@@ -1,0 +1,165 @@
+import { randomUUID } from "node:crypto";
+import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
+import { cors as connectCors, createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createValidateInterceptor } from "@connectrpc/validate";
+import type { Deps } from "./deps.js";
+import { createRoutes, createHealthState } from "./routes.js";
+import { requestIdKey } from "./rpc/context.js";
+import { createErrorInterceptor } from "./rpc/errors.js";
+import { ServingStatus, type HealthState } from "./rpc/health.js";
+import { createLoggingInterceptor } from "./rpc/logging.js";
+
+type Request = IncomingMessage | Http2ServerRequest;
+type Response = ServerResponse | Http2ServerResponse;
+type Handler = (req: Request, res: Response) => void;
+
+export interface AppServer {
+  health: HealthState;
+  /** Resolves with the bound port (useful with port 0). */
+  listen(port: number, host?: string): Promise<number>;
+  /**
+   * Graceful stop: report NOT_SERVING, stop accepting, end server streams with
+   * UNAVAILABLE, give unary calls up to `graceMs` to finish, then cut what is left.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+const HTTP2_PREFACE = Buffer.from("PRI");
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/**
+ * One port for every client: connections that open with the HTTP/2 preface go
+ * to the h2c server (gRPC, and Connect/gRPC-Web over HTTP/2); the rest go to
+ * an HTTP/1.1 server (browsers speaking Connect or gRPC-Web). Both run the same
+ * Connect handler.
+ */
+export function createServer(deps: Deps): AppServer {
+  const health = createHealthState();
+  const draining = new AbortController();
+  const connect = connectNodeAdapter({
+    routes: createRoutes(deps, health, draining.signal),
+    interceptors: [createLoggingInterceptor(deps.log, deps.metrics), createErrorInterceptor(deps.log), createValidateInterceptor()],
+    contextValues: (req) => {
+      const given = req.headers["x-request-id"];
+      const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+      return createContextValues().set(requestIdKey, id);
+    },
+    readMaxBytes: MAX_MESSAGE_BYTES,
+    fallback: (req, res) => httpEndpoints(deps, health, req, res as Response),
+  });
+  const handler = withCors(deps.config.corsOrigins, connect as Handler);
+
+  const h2 = createHttp2Server({}, handler);
+  const h1 = createHttp1Server(handler);
+  const sessions = new Set<Http2Session>();
+  h2.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  const sockets = new Set<Socket>();
+  const tcp = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    routeConnection(socket, (isH2) => (isH2 ? h2 : h1).emit("connection", socket));
+  });
+
+  return {
+    health,
+    listen(port, host = deps.config.host) {
+      return new Promise((resolve, reject) => {
+        tcp.once("error", reject);
+        tcp.listen(port, host, () => {
+          tcp.off("error", reject);
+          resolve((tcp.address() as AddressInfo).port);
+        });
+      });
+    },
+    async close(graceMs = deps.config.shutdownGraceMs) {
+      health.setAll(ServingStatus.NOT_SERVING);
+      const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
+      draining.abort();
+      for (const s of sessions) s.close();
+      h1.closeIdleConnections();
+      const timer = setTimeout(() => {
+        for (const s of sessions) s.destroy();
+        for (const s of sockets) s.destroy();
+      }, graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Reads just enough of a new connection to tell h2c from HTTP/1.1, then hands it over. */
+function routeConnection(socket: Socket, route: (isH2: boolean) => void): void {
+  let head = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    head = Buffer.concat([head, chunk]);
+    const n = Math.min(head.length, HTTP2_PREFACE.length);
+    const isH2 = head.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
+    if (isH2 && head.length < HTTP2_PREFACE.length) return; // need more bytes
+    socket.off("data", onData);
+    socket.pause();
+    socket.unshift(head);
+    route(isH2);
+    if (!isH2) socket.resume();
+  };
+  socket.on("data", onData);
+}
+
+/** Answers CORS preflights for the configured origins and decorates their responses. */
+function withCors(origins: string[], next: Handler): Handler {
+  if (origins.length === 0) return next;
+  const anyOrigin = origins.includes("*");
+  const allowMethods = connectCors.allowedMethods.join(", ");
+  const allowHeaders = [...connectCors.allowedHeaders, "X-Queue-Token", "X-Request-Id", "Authorization"].join(", ");
+  const exposeHeaders = [...connectCors.exposedHeaders, "X-Request-Id"].join(", ");
+  return (req, res) => {
+    const origin = req.headers.origin;
+    if (origin && (anyOrigin || origins.includes(origin))) {
+      res.setHeader("Access-Control-Allow-Origin", anyOrigin ? "*" : origin);
+      res.setHeader("Vary", "Origin");
+      res.setHeader("Access-Control-Expose-Headers", exposeHeaders);
+      if (req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
+        res.setHeader("Access-Control-Allow-Methods", allowMethods);
+        res.setHeader("Access-Control-Allow-Headers", allowHeaders);
+        res.setHeader("Access-Control-Max-Age", "7200");
+        res.writeHead(204);
+        res.end();
+        return;
+      }
+    }
+    next(req, res);
+  };
+}
+
+/** Plain HTTP endpoints beside the RPCs: Prometheus metrics and a liveness probe. */
+function httpEndpoints(deps: Deps, health: HealthState, req: Request, res: Response): void {
+  const path = (req.url ?? "/").split("?")[0];
+  if (req.method === "GET" && path === "/metrics") {
+    deps.metrics.registry.metrics().then(
+      (body) => {
+        res.writeHead(200, { "content-type": deps.metrics.registry.contentType });
+        res.end(body);
+      },
+      () => {
+        res.writeHead(500);
+        res.end();
+      },
+    );
+    return;
+  }
+  if (req.method === "GET" && path === "/healthz") {
+    const serving = health.get("") === ServingStatus.SERVING;
+    res.writeHead(serving ? 200 : 503, { "content-type": "text/plain" });
+    res.end(serving ? "ok\n" : "shutting down\n");
+    return;
+  }
+  res.writeHead(404, { "content-type": "text/plain" });
+  res.end("not found\n");
+}
