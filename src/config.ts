@@ -41,11 +41,7 @@ const list = z
       .filter(Boolean),
   );
 
-const bool = (fallback: boolean) =>
-  z
-    .enum(["true", "false", "1", "0", "yes", "no"])
-    .default(fallback ? "true" : "false")
-    .transform((v) => v === "true" || v === "1" || v === "yes");
+const truthy = (v: string) => v === "true" || v === "1" || v === "yes";
 
 const schema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
@@ -57,7 +53,8 @@ const schema = z.object({
   DATABASE_URL: z.string().url().optional(),
   DB_POOL_MAX: int(10, 1, 200),
   PGLITE_DATA_DIR: z.string().min(1).default(".data/pglite"),
-  SEED_DEMO_CATALOG: bool(true),
+  /** Unset: seed the embedded database only. */
+  SEED_DEMO_CATALOG: z.enum(["true", "false", "1", "0", "yes", "no"]).optional(),
 
   REDIS_URLS: list,
 
@@ -75,7 +72,8 @@ const schema = z.object({
   BALANCE_MAX: int(1_000_000_000_000, 1),
 });
 
-export type Env = z.input<typeof schema>;
+/** Variables as the environment gives them. */
+export type Env = Record<string, string | undefined>;
 
 export interface Config {
   host: string;
@@ -83,7 +81,7 @@ export interface Config {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   corsOrigins: string[];
   shutdownGraceMs: number;
-  database: { url?: string; poolMax: number; pgliteDataDir: string; seedDemoCatalog: boolean };
+  database: { url?: string; poolMax: number; pgliteDataDir: string; seedDemoCatalog?: boolean };
   redisUrls: string[];
   queue: { maxActive: number; admitPerSecond: number; activeTtlMs: number; idleTtlMs: number; tickMs: number };
   hold: { ttlMs: number; maxPerUser: number; lockTtlMs: number };
@@ -108,7 +106,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     corsOrigins: e.CORS_ORIGINS,
     shutdownGraceMs: e.SHUTDOWN_GRACE,
-    database: { url: e.DATABASE_URL, poolMax: e.DB_POOL_MAX, pgliteDataDir: e.PGLITE_DATA_DIR, seedDemoCatalog: e.SEED_DEMO_CATALOG },
+    database: { url: e.DATABASE_URL, poolMax: e.DB_POOL_MAX, pgliteDataDir: e.PGLITE_DATA_DIR, seedDemoCatalog: e.SEED_DEMO_CATALOG === undefined ? undefined : truthy(e.SEED_DEMO_CATALOG) },
     redisUrls: e.REDIS_URLS,
     queue: {
       maxActive: e.QUEUE_MAX_ACTIVE,

@@ -30,7 +30,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   const db = await openDatabase(config.database, log);
   let redis: Redis[] = [];
   try {
-    if (db.engine === "pglite" && config.database.seedDemoCatalog) {
+    if (config.database.seedDemoCatalog ?? db.engine === "pglite") {
       const added = await seedDemoCatalog(db.orm.em.fork());
       if (added) log.info({ concerts: added }, "loaded the demo catalog");
     }
