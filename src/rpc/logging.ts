@@ -34,8 +34,11 @@ export function createLoggingInterceptor(log: Logger, metrics: Metrics): Interce
       }
       return { ...res, message: observeStream(res.message, finish) };
     } catch (err) {
-      finish(err);
-      throw err;
+      // Errors carry the request id too: that is when a client needs it most.
+      const failure = ConnectError.from(err);
+      failure.metadata.set("x-request-id", requestId);
+      finish(failure);
+      throw failure;
     }
   };
 }
