@@ -28,9 +28,10 @@ export class ReflectionIndex {
     files: DescFile[],
     private readonly serviceNames: string[],
   ) {
+    // Keyed by the proto file name ("a/b.proto"): DescFile.name drops the ".proto".
     const visit = (f: DescFile) => {
-      if (this.files.has(f.name)) return;
-      this.files.set(f.name, f);
+      if (this.files.has(f.proto.name)) return;
+      this.files.set(f.proto.name, f);
       f.dependencies.forEach(visit);
     };
     files.forEach(visit);
