@@ -57,6 +57,7 @@ const schema = z.object({
   SEED_DEMO_CATALOG: z.enum(["true", "false", "1", "0", "yes", "no"]).optional(),
 
   REDIS_URLS: list,
+  QUEUE_REDIS_PREFIX: z.string().min(1).max(100).default("boxoffice:queue:"),
 
   QUEUE_MAX_ACTIVE: int(500, 1),
   QUEUE_ADMIT_PER_SECOND: int(50, 1),
@@ -83,7 +84,7 @@ export interface Config {
   shutdownGraceMs: number;
   database: { url?: string; poolMax: number; pgliteDataDir: string; seedDemoCatalog?: boolean };
   redisUrls: string[];
-  queue: { maxActive: number; admitPerSecond: number; activeTtlMs: number; idleTtlMs: number; tickMs: number };
+  queue: { maxActive: number; admitPerSecond: number; activeTtlMs: number; idleTtlMs: number; tickMs: number; redisPrefix: string };
   hold: { ttlMs: number; maxPerUser: number; lockTtlMs: number };
   wallet: { chargeMax: number; balanceMax: number };
 }
@@ -114,6 +115,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       activeTtlMs: e.QUEUE_ACTIVE_TTL,
       idleTtlMs: e.QUEUE_IDLE_TTL,
       tickMs: e.QUEUE_TICK,
+      redisPrefix: e.QUEUE_REDIS_PREFIX,
     },
     hold: { ttlMs: e.HOLD_TTL, maxPerUser: e.HOLD_MAX_PER_USER, lockTtlMs: e.HOLD_LOCK_TTL },
     wallet: { chargeMax: e.CHARGE_MAX, balanceMax: e.BALANCE_MAX },

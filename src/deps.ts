@@ -6,6 +6,10 @@ import type { Logger } from "./platform/logger.js";
 import { createMetrics, type Metrics } from "./platform/metrics.js";
 import { closeRedis, connectRedis, type Redis } from "./platform/redis.js";
 import { seedDemoCatalog } from "./modules/concert/demo-catalog.js";
+import { createMemoryQueueStore } from "./modules/queue/memory-queue-store.js";
+import { createQueueMetrics } from "./modules/queue/queue.metrics.js";
+import { Queue } from "./modules/queue/queue.service.js";
+import { createRedisQueueStore } from "./modules/queue/redis-queue-store.js";
 
 /** Everything a handler may use, wired by hand once at boot. */
 export interface Deps {
@@ -18,11 +22,14 @@ export interface Deps {
   /** Empty on the embedded default. */
   redis: Redis[];
   locks: Locks;
+  queue: Queue;
   close(): Promise<void>;
 }
 
 export interface DepsOverrides {
   clock?: Clock;
+  /** Run the admission loop (default true). Tests that drive rounds by hand turn it off. */
+  startQueue?: boolean;
 }
 
 export async function createDeps(config: Config, log: Logger, overrides: DepsOverrides = {}): Promise<Deps> {
@@ -40,16 +47,23 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     throw err;
   }
   const locks = redis.length ? createRedlockLocks(redis, log) : createLocalLocks(() => clock.now().getTime());
+  const metrics = createMetrics();
+  // The line lives on the first node; Redlock uses all of them.
+  const store = redis.length ? createRedisQueueStore(redis[0], config.queue.redisPrefix) : createMemoryQueueStore();
+  const queue: Queue = new Queue(store, clock, config.queue, log, createQueueMetrics(metrics.registry, () => queue.openStreams));
+  if (overrides.startQueue ?? true) queue.start();
   return {
     config,
     log,
     clock,
-    metrics: createMetrics(),
+    metrics,
     db,
     orm: db.orm,
     redis,
     locks,
+    queue,
     async close() {
+      await queue.stop();
       await closeRedis(redis);
       await db.close();
     },

@@ -13,6 +13,7 @@ import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/
 import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.js";
 import type { Deps } from "./deps.js";
 import { registerConcertRoutes } from "./modules/concert/concert.routes.js";
+import { registerQueueRoutes } from "./modules/queue/queue.routes.js";
 import { HealthState, registerHealth } from "./rpc/health.js";
 import { REFLECTION_SERVICES, ReflectionIndex, registerReflection } from "./rpc/reflection.js";
 
@@ -42,7 +43,7 @@ export function createHealthState(): HealthState {
 export function createRoutes(deps: Deps, health: HealthState, draining: AbortSignal) {
   const reflection = new ReflectionIndex(API_FILES, [...API_SERVICES.map((s) => s.typeName), Health.typeName, ...REFLECTION_SERVICES]);
   return (router: ConnectRouter) => {
-    router.service(QueueService, {});
+    registerQueueRoutes(router, deps.queue, draining);
     registerConcertRoutes(router, deps);
     router.service(ReservationService, {});
     router.service(WalletService, {});

@@ -9,6 +9,7 @@ import type { Deps } from "./deps.js";
 import { createRoutes, createHealthState } from "./routes.js";
 import { requestIdKey } from "./rpc/context.js";
 import { createErrorInterceptor } from "./rpc/errors.js";
+import { createQueueGateInterceptor } from "./rpc/gate.js";
 import { ServingStatus, type HealthState } from "./rpc/health.js";
 import { createLoggingInterceptor } from "./rpc/logging.js";
 
@@ -42,7 +43,12 @@ export function createServer(deps: Deps): AppServer {
   const draining = new AbortController();
   const connect = connectNodeAdapter({
     routes: createRoutes(deps, health, draining.signal),
-    interceptors: [createLoggingInterceptor(deps.log, deps.metrics), createErrorInterceptor(deps.log), createValidateInterceptor()],
+    interceptors: [
+      createLoggingInterceptor(deps.log, deps.metrics),
+      createErrorInterceptor(deps.log),
+      createQueueGateInterceptor(deps.queue),
+      createValidateInterceptor(),
+    ],
     contextValues: (req) => {
       const given = req.headers["x-request-id"];
       const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();

@@ -1,0 +1,200 @@
+import { randomBytes } from "node:crypto";
+import { RATE_WINDOW_MS, type AdmissionLimits, type AdmissionRound, type QueueStore, type StoredTicket, type TicketRef } from "./queue-store.js";
+
+/**
+ * Counts of waiting tickets by ticket number (a Fenwick tree), so a position is
+ * O(log n) however long the line is. Grows by doubling.
+ */
+class RankIndex {
+  private tree = new Int32Array(1024);
+
+  add(seq: number, delta: number): void {
+    while (seq >= this.tree.length) this.grow();
+    for (let i = seq; i < this.tree.length; i += i & -i) this.tree[i] += delta;
+  }
+
+  /** How many waiting tickets have a number below `seq`. */
+  below(seq: number): number {
+    let sum = 0;
+    for (let i = Math.min(seq - 1, this.tree.length - 1); i > 0; i -= i & -i) sum += this.tree[i];
+    return sum;
+  }
+
+  private grow(): void {
+    const old = this.tree;
+    const counts = new Int32Array(old.length);
+    for (let i = 1; i < old.length; i++) counts[i] = this.below(i + 1) - this.below(i);
+    this.tree = new Int32Array(old.length * 2);
+    for (let i = 1; i < counts.length; i++) if (counts[i]) for (let j = i; j < this.tree.length; j += j & -j) this.tree[j] += counts[i];
+  }
+}
+
+interface Entry {
+  seq: number;
+  /** Last poll or stream tick while waiting; 0 once active. */
+  seen: number;
+  /** Set while active. */
+  activeUntil?: number;
+}
+
+/** The waiting room of a single server process (the embedded default). Same contract as Redis. */
+export function createMemoryQueueStore(): QueueStore {
+  const users = new Map<string, Entry>();
+  /** Waiting users by ticket number. */
+  const line = new Map<number, string>();
+  const ranks = new RankIndex();
+  const active = new Map<string, number>();
+  let nextSeq = 1;
+  let head = 1;
+  let sweepCursor = 1;
+  let tat = 0;
+  let version = 0;
+  const admits = new Map<number, number>();
+  const secret = randomBytes(32);
+
+  const leaveLine = (seq: number) => {
+    if (line.delete(seq)) ranks.add(seq, -1);
+  };
+  const drop = (userId: string) => {
+    const e = users.get(userId);
+    if (!e) return;
+    users.delete(userId);
+    const wasActive = active.delete(userId);
+    const wasWaiting = line.has(e.seq);
+    leaveLine(e.seq);
+    if (wasActive || wasWaiting) version++;
+  };
+  const lookup = (userId: string, now: number, idle: number): { e: Entry; st: "A" | "W" | "X" } | undefined => {
+    const e = users.get(userId);
+    if (!e) return undefined;
+    if (e.activeUntil !== undefined) return { e, st: e.activeUntil > now ? "A" : "X" };
+    if (e.seen > 0 && e.seen + idle > now && line.has(e.seq)) return { e, st: "W" };
+    return { e, st: "X" };
+  };
+  const waitingTicket = (userId: string, e: Entry, idle: number): StoredTicket => ({
+    userId,
+    seq: e.seq,
+    state: "WAITING",
+    position: ranks.below(e.seq),
+    expiresAt: e.seen + idle,
+  });
+
+  return {
+    kind: "memory",
+    async issue(userId, now, idle) {
+      const found = lookup(userId, now, idle);
+      if (found?.st === "A") return { userId, seq: found.e.seq, state: "ACTIVE", position: -1, expiresAt: found.e.activeUntil! };
+      if (found?.st === "W") {
+        found.e.seen = now;
+        return waitingTicket(userId, found.e, idle);
+      }
+      if (found) drop(userId);
+      const e: Entry = { seq: nextSeq++, seen: now };
+      users.set(userId, e);
+      line.set(e.seq, userId);
+      ranks.add(e.seq, 1);
+      return waitingTicket(userId, e, idle);
+    },
+
+    async status(refs: TicketRef[], now, idle, touch) {
+      return refs.map((ref) => {
+        const found = lookup(ref.userId, now, idle);
+        if (!found || found.e.seq !== ref.seq) return { ...ref, state: "EXPIRED", position: -1, expiresAt: 0 };
+        if (found.st === "A") return { ...ref, state: "ACTIVE", position: -1, expiresAt: found.e.activeUntil! };
+        if (found.st === "X") {
+          drop(ref.userId);
+          return { ...ref, state: "EXPIRED", position: -1, expiresAt: 0 };
+        }
+        if (touch) found.e.seen = now;
+        return waitingTicket(ref.userId, found.e, idle);
+      });
+    },
+
+    async admit(now, l: AdmissionLimits): Promise<AdmissionRound> {
+      let expiredActive = 0;
+      for (const [userId, until] of active) {
+        if (until <= now) {
+          active.delete(userId);
+          users.delete(userId);
+          expiredActive++;
+        }
+      }
+
+      let droppedIdle = 0;
+      const isIdle = (userId: string) => {
+        const e = users.get(userId);
+        return !e || e.seen + l.idleTtlMs <= now;
+      };
+      const dropIdle = (seq: number, userId: string) => {
+        leaveLine(seq);
+        users.delete(userId);
+        droppedIdle++;
+      };
+      let checked = 0;
+      let seq = Math.max(sweepCursor, head);
+      for (; seq < nextSeq && checked < l.sweepBatch; seq++) {
+        const userId = line.get(seq);
+        if (userId === undefined) continue;
+        checked++;
+        if (isIdle(userId)) dropIdle(seq, userId);
+      }
+      sweepCursor = seq >= nextSeq ? head : seq;
+
+      let admitted = 0;
+      const room = l.maxActive - active.size;
+      if (room > 0) {
+        const T = 1000 / l.admitPerSecond;
+        tat = Math.max(tat, now);
+        let n = Math.min(room, Math.floor((now + l.burst * T - tat) / T));
+        while (n > 0 && head < nextSeq) {
+          const userId = line.get(head);
+          if (userId !== undefined) {
+            if (isIdle(userId)) dropIdle(head, userId);
+            else {
+              leaveLine(head);
+              const e = users.get(userId)!;
+              e.seen = 0;
+              e.activeUntil = now + l.activeTtlMs;
+              active.set(userId, e.activeUntil);
+              admitted++;
+              n--;
+            }
+          }
+          head++;
+        }
+        if (admitted > 0) tat = Math.ceil(tat + admitted * T);
+      }
+      while (head < nextSeq && !line.has(head)) head++;
+
+      const sec = Math.floor(now / 1000);
+      if (admitted > 0) admits.set(sec, (admits.get(sec) ?? 0) + admitted);
+      let recentAdmissions = 0;
+      for (const [s, count] of admits) {
+        if ((sec - s) * 1000 >= RATE_WINDOW_MS) admits.delete(s);
+        else recentAdmissions += count;
+      }
+      if (admitted + droppedIdle + expiredActive > 0) version++;
+      return {
+        admitted,
+        expiredActive,
+        droppedIdle,
+        waiting: line.size,
+        active: active.size,
+        recentAdmissions,
+        rateWindowMs: RATE_WINDOW_MS,
+        version,
+      };
+    },
+
+    async expire(ref) {
+      const e = users.get(ref.userId);
+      if (!e || e.seq !== ref.seq) return false;
+      drop(ref.userId);
+      return true;
+    },
+
+    async tokenSecret() {
+      return secret;
+    },
+  };
+}

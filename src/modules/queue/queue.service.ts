@@ -1,0 +1,267 @@
+import { QueueTicketSchema } from "../../../gen/boxoffice/queue/v1/queue_pb.js";
+import type { Clock } from "../../platform/clock.js";
+import { failedPrecondition, notFound } from "../../platform/errors.js";
+import type { Logger } from "../../platform/logger.js";
+import type { AdmissionLimits, AdmissionRound, QueueStore, StoredTicket, TicketRef } from "./queue-store.js";
+import { signToken, verifyToken } from "./queue-token.js";
+import { toQueueTicketInit } from "./queue.mapping.js";
+
+export interface QueueSettings {
+  maxActive: number;
+  admitPerSecond: number;
+  activeTtlMs: number;
+  idleTtlMs: number;
+  tickMs: number;
+}
+
+/** What clients see of a ticket. */
+export interface Ticket {
+  token: string;
+  userId: string;
+  state: StoredTicket["state"];
+  position: number;
+  /** WAITING only; undefined until the rate can be estimated. */
+  estimatedWaitMs?: number;
+  expiresAt?: Date;
+}
+
+export interface QueueObserver {
+  onRound(round: AdmissionRound): void;
+  onExpiredByPayment(): void;
+}
+
+/** A stream subscriber: gets the ticket whenever it changes. */
+interface Watcher {
+  ref: TicketRef;
+  token: string;
+  last?: string;
+  push(ticket: Ticket): void;
+}
+
+export const GATE_REASONS = {
+  missing: "QUEUE_TOKEN_MISSING",
+  invalid: "QUEUE_TOKEN_INVALID",
+  expired: "QUEUE_TOKEN_EXPIRED",
+  waiting: "QUEUE_TOKEN_WAITING",
+} as const;
+
+/** How often open streams refresh their users' last-seen even if nothing moved. */
+const KEEPALIVE_EVERY_MS = 15_000;
+
+/**
+ * The waiting room: issues signed tokens, reports positions, admits from the
+ * head on a tick, and fans changes out to this instance's open streams with
+ * one batched store call per tick (never one poll per stream).
+ */
+export class Queue {
+  private secret?: Buffer;
+  private readonly watchers = new Map<string, Set<Watcher>>();
+  private timer?: NodeJS.Timeout;
+  private ticking?: Promise<unknown>;
+  private seenVersion = -1;
+  private lastKeepalive = 0;
+  /** Admissions per ms, observed over the store's window. */
+  private observedRate = 0;
+  private readonly limits: AdmissionLimits;
+
+  constructor(
+    readonly store: QueueStore,
+    private readonly clock: Clock,
+    private readonly settings: QueueSettings,
+    private readonly log: Logger,
+    private readonly observer?: QueueObserver,
+  ) {
+    this.limits = {
+      maxActive: settings.maxActive,
+      admitPerSecond: settings.admitPerSecond,
+      burst: Math.max(1, Math.ceil((settings.admitPerSecond * settings.tickMs) / 1000)),
+      activeTtlMs: settings.activeTtlMs,
+      idleTtlMs: settings.idleTtlMs,
+      sweepBatch: 2000,
+    };
+  }
+
+  private async key(): Promise<Buffer> {
+    return (this.secret ??= await this.store.tokenSecret());
+  }
+
+  async issueToken(userId: string): Promise<Ticket> {
+    const stored = await this.store.issue(userId, this.now(), this.settings.idleTtlMs);
+    return this.present(stored, await this.key());
+  }
+
+  /** A token's state; a token we never signed is NOT_FOUND. Polling keeps a waiting token in line. */
+  async getStatus(token: string): Promise<Ticket> {
+    const ref = await this.parse(token);
+    if (!ref) throw notFound(GATE_REASONS.invalid, "unknown queue token");
+    const [stored] = await this.store.status([ref], this.now(), this.settings.idleTtlMs, true);
+    return this.present(stored, await this.key());
+  }
+
+  /**
+   * The gate's check: the caller's ticket if ACTIVE, else the refusal to send.
+   * Does not touch: only polling and streams keep a waiting ticket alive.
+   */
+  async admitCaller(token: string | null): Promise<Ticket> {
+    if (!token) throw failedPrecondition(GATE_REASONS.missing, "this call needs an x-queue-token from QueueService.IssueToken");
+    const ref = await this.parse(token);
+    if (!ref) throw failedPrecondition(GATE_REASONS.invalid, "the queue token is not valid");
+    const [stored] = await this.store.status([ref], this.now(), this.settings.idleTtlMs, false);
+    const ticket = this.present(stored, await this.key());
+    if (ticket.state === "EXPIRED") throw failedPrecondition(GATE_REASONS.expired, "the queue token has expired; ask for a new one");
+    if (ticket.state === "WAITING") {
+      const metadata: Record<string, string> = { position: String(ticket.position) };
+      throw failedPrecondition(GATE_REASONS.waiting, `still waiting in the queue: ${ticket.position} ahead`, metadata, [
+        { desc: QueueTicketSchema, value: toQueueTicketInit(ticket) },
+      ]);
+    }
+    return ticket;
+  }
+
+  /** Ends the token at once; PayReservation calls this after its transaction commits. */
+  async expireAfterPayment(token: string): Promise<void> {
+    const ref = await this.parse(token);
+    if (ref && (await this.store.expire(ref))) {
+      this.observer?.onExpiredByPayment();
+      this.seenVersion = -1;
+    }
+  }
+
+  /** The ticket now and on every change, until it expires or `signal` aborts. */
+  async *watch(token: string, signal: AbortSignal): AsyncGenerator<Ticket> {
+    const first = await this.getStatus(token);
+    yield first;
+    if (first.state === "EXPIRED") return;
+    const ref = (await this.parse(token))!;
+    const pending: Ticket[] = [];
+    let wake: (() => void) | undefined;
+    const watcher: Watcher = {
+      ref,
+      token,
+      last: fingerprint(first),
+      push(t) {
+        pending.push(t);
+        wake?.();
+      },
+    };
+    const set = this.watchers.get(ref.userId) ?? new Set();
+    set.add(watcher);
+    this.watchers.set(ref.userId, set);
+    const onAbort = () => wake?.();
+    signal.addEventListener("abort", onAbort);
+    try {
+      for (;;) {
+        while (pending.length) {
+          const t = pending.shift()!;
+          yield t;
+          if (t.state === "EXPIRED") return;
+        }
+        if (signal.aborted) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      set.delete(watcher);
+      if (set.size === 0) this.watchers.delete(ref.userId);
+    }
+  }
+
+  get openStreams(): number {
+    let n = 0;
+    for (const s of this.watchers.values()) n += s.size;
+    return n;
+  }
+
+  /** Starts the admission loop. Every instance runs one; the store keeps them within bounds together. */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      if (!this.ticking) this.ticking = this.tick().finally(() => (this.ticking = undefined));
+    }, this.settings.tickMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.ticking;
+  }
+
+  /** One round: admit, then refresh open streams if anything moved. Exposed for tests. */
+  async tick(): Promise<AdmissionRound | undefined> {
+    try {
+      const round = await this.store.admit(this.now(), this.limits);
+      this.observedRate = round.recentAdmissions / round.rateWindowMs;
+      this.observer?.onRound(round);
+      await this.refreshWatchers(round.version);
+      return round;
+    } catch (err) {
+      this.log.warn({ err }, "queue admission round failed");
+      return undefined;
+    }
+  }
+
+  private async refreshWatchers(version: number): Promise<void> {
+    if (this.watchers.size === 0) return;
+    const now = this.now();
+    const keepalive = now - this.lastKeepalive >= Math.min(KEEPALIVE_EVERY_MS, this.settings.idleTtlMs / 4);
+    if (version === this.seenVersion && !keepalive) return;
+    this.seenVersion = version;
+    if (keepalive) this.lastKeepalive = now;
+    const all = [...this.watchers.values()].flatMap((s) => [...s]);
+    const stored = await this.store.status(
+      all.map((w) => w.ref),
+      now,
+      this.settings.idleTtlMs,
+      true,
+    );
+    const key = await this.key();
+    stored.forEach((s, i) => {
+      const w = all[i];
+      const t = this.present(s, key);
+      const f = fingerprint(t);
+      if (f !== w.last) {
+        w.last = f;
+        w.push(t);
+      }
+    });
+  }
+
+  private async parse(token: string): Promise<TicketRef | undefined> {
+    return verifyToken(await this.key(), token);
+  }
+
+  private now(): number {
+    return this.clock.now().getTime();
+  }
+
+  private present(s: StoredTicket, key: Buffer): Ticket {
+    const token = signToken(key, s);
+    if (s.state === "ACTIVE") return { token, userId: s.userId, state: s.state, position: 0, expiresAt: new Date(s.expiresAt) };
+    if (s.state === "EXPIRED") return { token, userId: s.userId, state: s.state, position: 0 };
+    return {
+      token,
+      userId: s.userId,
+      state: s.state,
+      position: s.position,
+      estimatedWaitMs: this.estimateWait(s.position),
+      expiresAt: new Date(s.expiresAt),
+    };
+  }
+
+  /**
+   * People ahead divided by the admission rate actually observed over the last
+   * minute. With no admissions observed (capacity full, or nothing happened
+   * yet), the best guess is the rate at which active slots free up.
+   */
+  private estimateWait(position: number): number {
+    const rate = this.observedRate > 0 ? this.observedRate : Math.min(this.settings.admitPerSecond / 1000, this.settings.maxActive / this.settings.activeTtlMs);
+    return Math.ceil((position + 1) / rate);
+  }
+}
+
+/** Changes worth a stream message: state, position, expiry (not the estimate alone). */
+function fingerprint(t: Ticket): string {
+  return `${t.state}|${t.position}|${t.expiresAt?.getTime() ?? 0}`;
+}
