@@ -1,0 +1,44 @@
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
+import { createMemoryQueueStore } from "../../src/modules/queue/memory-queue-store";
+import type { QueueStore } from "../../src/modules/queue/queue-store";
+import { createRedisQueueStore } from "../../src/modules/queue/redis-queue-store";
+import { testRedisUrl } from "../harness";
+
+export interface StoreFactory {
+  name: string;
+  /** A fresh, empty store. `count` > 1 gives several handles on the same queue (several instances). */
+  create(count?: number): Promise<QueueStore[]>;
+  close(): Promise<void>;
+}
+
+export function memoryFactory(): StoreFactory {
+  return {
+    name: "memory",
+    async create(count = 1) {
+      if (count > 1) throw new Error("the single-process store has one instance by design");
+      return [createMemoryQueueStore()];
+    },
+    async close() {},
+  };
+}
+
+export function redisFactory(): StoreFactory {
+  const clients: Redis[] = [];
+  return {
+    name: "redis",
+    async create(count = 1) {
+      const prefix = `test:${randomBytes(4).toString("hex")}:`;
+      const stores: QueueStore[] = [];
+      for (let i = 0; i < count; i++) {
+        const client = new Redis(testRedisUrl());
+        clients.push(client);
+        stores.push(createRedisQueueStore(client, prefix));
+      }
+      return stores;
+    },
+    async close() {
+      await Promise.all(clients.splice(0).map((c) => c.quit()));
+    },
+  };
+}
