@@ -60,18 +60,28 @@ export function createServer(deps: Deps): AppServer {
   const handler = withCors(deps.config.corsOrigins, connect as Handler);
 
   const h2 = createHttp2Server({}, handler);
-  const h1 = createHttp1Server(handler);
   const sessions = new Set<Http2Session>();
   h2.on("session", (s) => {
     sessions.add(s);
     s.on("close", () => sessions.delete(s));
   });
+  const h1 = createHttp1Server();
+  const h1Calls = trackHttp1Calls(h1, draining.signal);
+  h1.on("request", handler);
   const sockets = new Set<Socket>();
+  const unrouted = new Set<Socket>();
   const tcp = createNetServer((socket) => {
     sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
+    unrouted.add(socket);
+    socket.on("close", () => {
+      sockets.delete(socket);
+      unrouted.delete(socket);
+    });
     socket.on("error", () => socket.destroy());
-    routeConnection(socket, (isH2) => (isH2 ? h2 : h1).emit("connection", socket));
+    routeConnection(socket, (isH2) => {
+      unrouted.delete(socket);
+      (isH2 ? h2 : h1).emit("connection", socket);
+    });
   });
 
   return {
@@ -90,13 +100,51 @@ export function createServer(deps: Deps): AppServer {
       const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
       draining.abort();
       for (const s of sessions) s.close();
-      h1.closeIdleConnections();
+      h1Calls.closeIdle();
+      for (const s of unrouted) s.destroy(); // connected, but never sent a byte
       const timer = setTimeout(() => {
         for (const s of sessions) s.destroy();
         for (const s of sockets) s.destroy();
       }, graceMs);
       await closed;
       clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * HTTP/1.1 keep-alive connections during a drain. `h1` never listens itself
+ * (connections are handed to it), so its own closeIdleConnections() sees
+ * nothing: count open requests per socket here instead. Once draining, idle
+ * sockets close at once and busy ones right after their last response.
+ */
+function trackHttp1Calls(h1: ReturnType<typeof createHttp1Server>, draining: AbortSignal) {
+  const open = new Map<Socket, Set<ServerResponse>>();
+  const endIfIdle = (socket: Socket) => {
+    if (open.get(socket)?.size === 0) socket.end();
+  };
+  h1.on("connection", (socket: Socket) => {
+    open.set(socket, new Set());
+    socket.on("close", () => open.delete(socket));
+  });
+  // Registered before the handler, so the header is set before any response starts.
+  h1.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket as Socket;
+    const calls = open.get(socket);
+    if (!calls) return;
+    calls.add(res);
+    if (draining.aborted) res.setHeader("connection", "close");
+    res.on("close", () => {
+      calls.delete(res);
+      if (draining.aborted) endIfIdle(socket);
+    });
+  });
+  return {
+    closeIdle() {
+      for (const [socket, calls] of open) {
+        for (const res of calls) if (!res.headersSent) res.setHeader("connection", "close");
+        endIfIdle(socket);
+      }
     },
   };
 }
