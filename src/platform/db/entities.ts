@@ -1,6 +1,7 @@
 import { Concert } from "../../modules/concert/concert.entity.js";
 import { ConcertDate } from "../../modules/concert/concert-date.entity.js";
 import { Seat } from "../../modules/concert/seat.entity.js";
+import { Reservation } from "../../modules/reservation/reservation.entity.js";
 
 /** The one list of entities the ORM knows. */
-export const entities = [Concert, ConcertDate, Seat];
+export const entities = [Concert, ConcertDate, Seat, Reservation];

@@ -1,8 +1,10 @@
 import type { MigrationObject } from "@mikro-orm/core";
 import { Migration20261130000000Catalog } from "./Migration20261130000000Catalog.js";
+import { Migration20261201000000SeatHolds } from "./Migration20261201000000SeatHolds.js";
 
 /** Every migration, oldest first. Listed by hand so the same list works from
  * TypeScript sources, compiled output and tests. */
 export const migrationsList: MigrationObject[] = [
   { name: "Migration20261130000000Catalog", class: Migration20261130000000Catalog },
+  { name: "Migration20261201000000SeatHolds", class: Migration20261201000000SeatHolds },
 ];

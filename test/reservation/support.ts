@@ -1,0 +1,86 @@
+/** Shared by the reservation and concert suites: a migrated, seeded database and small race helpers. */
+import type { Config } from "../../src/config";
+import { seedDemoCatalog } from "../../src/modules/concert/demo-catalog";
+import { openDatabase, type Database } from "../../src/platform/db/database";
+import { errorReason } from "../../src/platform/errors";
+import type { Locks } from "../../src/platform/locks";
+import { createLogger } from "../../src/platform/logger";
+import { createTestDatabase, testConfig, type TestDatabase } from "../harness";
+
+export const CONCERT = "iu-golden-hour-2027";
+export const DATE = "2027-03-06";
+export const OTHER_DATE = "2027-03-07";
+
+export const quietLog = createLogger("silent");
+
+export interface SeededDatabase {
+  database: Database;
+  orm: Database["orm"];
+  config: Config;
+  db: TestDatabase;
+  close(): Promise<void>;
+}
+
+/** A fresh database on the shared PostgreSQL, migrated and loaded with the demo catalog. */
+export async function openSeededDatabase(env: Record<string, string> = {}): Promise<SeededDatabase> {
+  const db = await createTestDatabase();
+  const config = testConfig({ DATABASE_URL: db.url, ...env });
+  const database = await openDatabase(config.database, quietLog);
+  await seedDemoCatalog(database.orm.em.fork());
+  return {
+    database,
+    orm: database.orm,
+    config,
+    db,
+    async close() {
+      await database.close();
+      await db.drop();
+    },
+  };
+}
+
+/**
+ * Locks whose keys are unique to one suite: suites run side by side on the
+ * shared Redis and every test database numbers its seats from 1.
+ */
+export function namespaced(locks: Locks, prefix: string): Locks {
+  return { kind: locks.kind, tryAcquire: (key, ttlMs) => locks.tryAcquire(`${prefix}:${key}`, ttlMs) };
+}
+
+export interface Tally<T> {
+  won: T[];
+  /** Refusals by ErrorInfo reason ("none" for errors without one). */
+  refused: Record<string, number>;
+  errors: unknown[];
+}
+
+/** Sorts settled calls into winners, clean refusals (errors with a reason) and anything else. */
+export function tally<T>(results: PromiseSettledResult<T>[]): Tally<T> {
+  const t: Tally<T> = { won: [], refused: {}, errors: [] };
+  for (const r of results) {
+    if (r.status === "fulfilled") t.won.push(r.value);
+    else {
+      const reason = errorReason(r.reason);
+      if (reason) t.refused[reason] = (t.refused[reason] ?? 0) + 1;
+      else t.errors.push(r.reason);
+    }
+  }
+  return t;
+}
+
+/** Resolves once `n` parties wait on it, or after `timeoutMs` so a broken test fails instead of hanging. */
+export function barrier(n: number, timeoutMs = 2000): () => Promise<void> {
+  let arrived = 0;
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  const timer = setTimeout(open, timeoutMs);
+  return async () => {
+    if (++arrived >= n) {
+      clearTimeout(timer);
+      open();
+    }
+    await opened;
+  };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
