@@ -1,7 +1,86 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import type { FilterQuery } from "@mikro-orm/core";
+import type { Clock } from "../../platform/clock.js";
+import { notFound } from "../../platform/errors.js";
+import { ConcertDate } from "./concert-date.entity.js";
 import { Concert } from "./concert.entity.js";
+import { Seat } from "./seat.entity.js";
+
+export const CONCERT_NOT_FOUND = "CONCERT_NOT_FOUND";
+export const CONCERT_DATE_NOT_FOUND = "CONCERT_DATE_NOT_FOUND";
+
+/**
+ * Seats neither sold nor under a hold that is still running at `now`. An
+ * expired hold is simply not a hold: no sweeper has to run first. `now` is
+ * the injected clock's time, never the database's.
+ */
+export function freeSeatFilter(now: Date): FilterQuery<Seat> {
+  return { soldReservationId: null, $or: [{ holdExpiresAt: null }, { holdExpiresAt: { $lte: now } }] };
+}
+
+/** The same rule for a loaded seat. */
+export function isSeatFree(seat: Pick<Seat, "soldReservationId" | "holdExpiresAt">, now: Date): boolean {
+  return seat.soldReservationId == null && (seat.holdExpiresAt == null || seat.holdExpiresAt.getTime() <= now.getTime());
+}
 
 /** Every concert, ordered by id. */
 export async function listConcerts(em: EntityManager): Promise<Concert[]> {
   return em.find(Concert, {}, { orderBy: { id: "asc" } });
+}
+
+export interface AvailableDate {
+  concertId: string;
+  /** "YYYY-MM-DD" */
+  date: string;
+  startsAt: Date;
+  availableSeats: number;
+  totalSeats: number;
+}
+
+/** Dates of a concert with at least one free seat, earliest first. */
+export async function listAvailableDates(em: EntityManager, clock: Clock, concertId: string): Promise<AvailableDate[]> {
+  const dates = await em.find(ConcertDate, { concert: concertId }, { orderBy: { date: "asc" } });
+  if (dates.length === 0 && (await em.count(Concert, { id: concertId })) === 0) {
+    throw notFound(CONCERT_NOT_FOUND, `no concert "${concertId}"`, { concert_id: concertId });
+  }
+  if (dates.length === 0) return [];
+  const counts = await em.execute<{ concert_date_id: string; total: number; available: number }[]>(
+    `select concert_date_id::text as concert_date_id,
+            count(*)::int as total,
+            count(*) filter (where sold_reservation_id is null and (hold_expires_at is null or hold_expires_at <= ?))::int as available
+     from seat where concert_date_id in (select id from concert_date where concert_id = ?)
+     group by concert_date_id`,
+    [clock.now(), concertId],
+  );
+  const byDate = new Map(counts.map((c) => [Number(c.concert_date_id), c]));
+  const result: AvailableDate[] = [];
+  for (const d of dates) {
+    const c = byDate.get(d.id);
+    if (!c || c.available === 0) continue;
+    result.push({ concertId, date: d.date, startsAt: d.startsAt, availableSeats: c.available, totalSeats: c.total });
+  }
+  return result;
+}
+
+/** One show, or NOT_FOUND. */
+export async function findConcertDate(em: EntityManager, concertId: string, date: string): Promise<ConcertDate> {
+  const show = await em.findOne(ConcertDate, { concert: concertId, date });
+  if (!show) throw notFound(CONCERT_DATE_NOT_FOUND, `concert "${concertId}" has no show on ${date}`, { concert_id: concertId, date });
+  return show;
+}
+
+export interface AvailableSeat {
+  seatNumber: number;
+  price: number;
+}
+
+/** Free seats of one show by number. */
+export async function listAvailableSeats(em: EntityManager, clock: Clock, concertId: string, date: string): Promise<AvailableSeat[]> {
+  const show = await findConcertDate(em, concertId, date);
+  const seats = await em.find(
+    Seat,
+    { $and: [{ concertDate: show.id }, freeSeatFilter(clock.now())] },
+    { orderBy: { seatNumber: "asc" }, fields: ["seatNumber", "price"] },
+  );
+  return seats.map((s) => ({ seatNumber: s.seatNumber, price: s.price }));
 }

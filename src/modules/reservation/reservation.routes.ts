@@ -1,0 +1,70 @@
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { ReservationStatus, type ReservationSchema } from "../../../gen/boxoffice/reservation/v1/reservation_pb.js";
+import { ReservationService } from "../../../gen/boxoffice/reservation/v1/reservation_service_pb.js";
+import type { Deps } from "../../deps.js";
+import { notFound } from "../../platform/errors.js";
+import { callerKey, type Caller } from "../../rpc/context.js";
+import { getReservation, listReservations, RESERVATION_NOT_FOUND, type ReservationView } from "./reservation.service.js";
+import { cancelHold, holdSeat } from "./seat-hold.service.js";
+
+const STATUS = {
+  HELD: ReservationStatus.HELD,
+  CONFIRMED: ReservationStatus.CONFIRMED,
+  CANCELLED: ReservationStatus.CANCELLED,
+  EXPIRED: ReservationStatus.EXPIRED,
+} as const;
+
+export function toReservationInit(r: ReservationView): MessageInitShape<typeof ReservationSchema> {
+  return {
+    reservationId: r.id,
+    userId: r.userId,
+    concertId: r.concertId,
+    date: r.date,
+    seatNumber: r.seatNumber,
+    amount: BigInt(r.amount),
+    status: STATUS[r.status],
+    holdExpiresAt: timestampFromDate(r.holdExpiresAt),
+    createdAt: timestampFromDate(r.createdAt),
+    confirmedAt: r.confirmedAt ? timestampFromDate(r.confirmedAt) : undefined,
+  };
+}
+
+/** The acting user, put in the context by the queue-token gate. */
+function caller(ctx: HandlerContext): Caller {
+  const c = ctx.values.get(callerKey);
+  if (!c) throw new ConnectError("this call needs an ACTIVE queue token", Code.Unauthenticated);
+  return c;
+}
+
+/** HoldSeat, CancelHold, GetReservation, ListReservations. PayReservation comes with payments (issue 5). */
+export function registerReservationRoutes(router: ConnectRouter, deps: Deps): void {
+  router.service(ReservationService, {
+    async holdSeat(req, ctx) {
+      const { userId } = caller(ctx);
+      const { reservation } = await holdSeat(deps.orm.em.fork(), deps.locks, deps.clock, deps.config.hold, {
+        userId,
+        concertId: req.concertId,
+        date: req.date,
+        seatNumber: req.seatNumber,
+      });
+      return { reservation: toReservationInit(reservation) };
+    },
+    async cancelHold(req, ctx) {
+      const { userId } = caller(ctx);
+      return { reservation: toReservationInit(await cancelHold(deps.orm.em.fork(), deps.clock, userId, req.reservationId)) };
+    },
+    async getReservation(req, ctx) {
+      const r = await getReservation(deps.orm.em.fork(), deps.clock, req.reservationId);
+      // Ungated today (reservation ids are unguessable); once a caller is known, only its own.
+      const who = ctx.values.get(callerKey);
+      if (who && who.userId !== r.userId) throw notFound(RESERVATION_NOT_FOUND, `no reservation ${req.reservationId}`);
+      return { reservation: toReservationInit(r) };
+    },
+    async listReservations(req) {
+      const rows = await listReservations(deps.orm.em.fork(), deps.clock, req.userId);
+      return { reservations: rows.map(toReservationInit) };
+    },
+  });
+}

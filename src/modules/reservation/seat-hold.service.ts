@@ -1,0 +1,249 @@
+import { randomUUID } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import { raw } from "@mikro-orm/core";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Config } from "../../config.js";
+import type { Clock } from "../../platform/clock.js";
+import { domainError, failedPrecondition, notFound } from "../../platform/errors.js";
+import type { Lease, Locks } from "../../platform/locks.js";
+import { findConcertDate, freeSeatFilter, isSeatFree } from "../concert/concert.service.js";
+import { Seat } from "../concert/seat.entity.js";
+import { Reservation } from "./reservation.entity.js";
+import { RESERVATION_NOT_FOUND, statusAt, viewOf, type ReservationView } from "./reservation.service.js";
+
+export const SEAT_UNAVAILABLE = "SEAT_UNAVAILABLE";
+export const SEAT_NOT_FOUND = "SEAT_NOT_FOUND";
+export const HOLD_LIMIT_REACHED = "HOLD_LIMIT_REACHED";
+export const HOLD_EXPIRED = "HOLD_EXPIRED";
+export const RESERVATION_NOT_HELD = "RESERVATION_NOT_HELD";
+export const LOCK_UNAVAILABLE = "LOCK_UNAVAILABLE";
+
+/** First key of the two-key advisory locks that serialise one user's holds. ("Hold" in ASCII.) */
+const USER_HOLDS_LOCK_SPACE = 0x486f6c64;
+
+export interface HoldSeatInput {
+  userId: string;
+  concertId: string;
+  date: string;
+  seatNumber: number;
+}
+
+export interface HoldSeatOptions {
+  /**
+   * false: skip Redlock and rely on the database guard alone. Tests use it to
+   * show the guard keeps one winner by itself.
+   */
+  useLock?: boolean;
+  /**
+   * false — TESTS ONLY: replace the conditional update with a naive
+   * read-check-then-write, to show the race the guard prevents.
+   */
+  databaseGuard?: boolean;
+  /**
+   * What to do when the lock service cannot answer (Redis down, no quorum).
+   * "database" (default): go on with the database guard alone — correctness
+   * never rested on the lock, and the queue already bounds how many users can
+   * be here at once, so losing the lock costs contention, not safety.
+   * "refuse": answer UNAVAILABLE (LOCK_UNAVAILABLE) at once.
+   */
+  onLockUnavailable?: "database" | "refuse";
+  /** TESTS ONLY: pauses to force interleavings. */
+  hooks?: {
+    /** After the lock is granted, before the transaction (e.g. outlive the lease). */
+    afterLock?: () => Promise<void>;
+    /** Inside the transaction, right before the seat is written. */
+    beforeWrite?: () => Promise<void>;
+  };
+}
+
+/** How the lock went, for metrics. */
+export type LockOutcome = "acquired" | "skipped" | "unavailable";
+
+export interface HoldSeatResult {
+  reservation: ReservationView;
+  lock: LockOutcome;
+}
+
+const seatUnavailable = (input: HoldSeatInput, state: "held" | "sold" | "locked") =>
+  failedPrecondition(SEAT_UNAVAILABLE, `seat ${input.seatNumber} of ${input.concertId} on ${input.date} is not free`, {
+    concert_id: input.concertId,
+    date: input.date,
+    seat_number: String(input.seatNumber),
+    state,
+  });
+
+/**
+ * Holds a free seat for a user until `now + hold.ttlMs`.
+ *
+ * 1. Look the seat up; refuse at once if it is sold or held (no lock, no transaction).
+ * 2. Take the Redlock lease `seat:<id>` without retries: whoever is taking the
+ *    seat right now wins and the rest are refused fast. The lease only cuts
+ *    contention; it may run out mid-operation.
+ * 3. One transaction: serialise the user's holds with an advisory lock and
+ *    check the per-user limit; then the fencing check — a single UPDATE of the
+ *    seat row that matches only while the seat is unsold and its hold (if any)
+ *    has ended at the clock's `now`, bumping its version — and insert the
+ *    reservation. A holder whose lease ran out finds the row already taken
+ *    and writes nothing.
+ * 4. Release the lease after commit.
+ *
+ * Refusals: SEAT_UNAVAILABLE (FAILED_PRECONDITION) for a sold or held seat and
+ * for one another request is taking right now. The caller's move is the same
+ * in all three cases — pick another seat — and ABORTED would invite clients
+ * to retry the same hot seat. HOLD_LIMIT_REACHED (FAILED_PRECONDITION): pay or
+ * cancel a hold first.
+ */
+export async function holdSeat(
+  em: EntityManager,
+  locks: Locks,
+  clock: Clock,
+  hold: Config["hold"],
+  input: HoldSeatInput,
+  options: HoldSeatOptions = {},
+): Promise<HoldSeatResult> {
+  const { useLock = true, databaseGuard = true, onLockUnavailable = "database", hooks = {} } = options;
+  const show = await findConcertDate(em, input.concertId, input.date);
+  const seat = await em.findOne(Seat, { concertDate: show.id, seatNumber: input.seatNumber });
+  if (!seat) throw notFound(SEAT_NOT_FOUND, `no seat ${input.seatNumber} on ${input.date}`, { seat_number: String(input.seatNumber) });
+  if (databaseGuard && !isSeatFree(seat, clock.now())) throw seatUnavailable(input, seat.soldReservationId ? "sold" : "held");
+
+  let lease: Lease | undefined;
+  let lock: LockOutcome = "skipped";
+  if (useLock) {
+    const got = await locks.tryAcquire(`seat:${seat.id}`, hold.lockTtlMs).catch(() => "unavailable" as const);
+    if (got === "busy") throw seatUnavailable(input, "locked");
+    if (got === "unavailable") {
+      if (onLockUnavailable === "refuse") {
+        throw domainError(Code.Unavailable, LOCK_UNAVAILABLE, "seat locks are unavailable; retry shortly");
+      }
+      lock = "unavailable";
+    } else {
+      lease = got;
+      lock = "acquired";
+    }
+  }
+  try {
+    await hooks.afterLock?.();
+    const reservation = await em.transactional(async (tx) => {
+      const now = clock.now();
+      // Race-safe limit: concurrent holds of one user queue on this lock, so
+      // the count below cannot be read by two of them before either inserts.
+      // Taken before any row lock, so it cannot close a deadlock cycle.
+      await tx.execute(`select pg_advisory_xact_lock(?, hashtext(?))`, [USER_HOLDS_LOCK_SPACE, input.userId]);
+      const live = await tx.count(Reservation, { userId: input.userId, status: "HELD", holdExpiresAt: { $gt: now } });
+      if (live >= hold.maxPerUser) {
+        throw failedPrecondition(HOLD_LIMIT_REACHED, `at most ${hold.maxPerUser} seats may be held at once`, {
+          max_per_user: String(hold.maxPerUser),
+        });
+      }
+
+      const id = randomUUID();
+      const holdExpiresAt = new Date(now.getTime() + hold.ttlMs);
+      const claim = { heldByReservationId: id, holdExpiresAt, version: raw("version + 1") };
+      if (databaseGuard) {
+        await hooks.beforeWrite?.();
+        const won = await tx.nativeUpdate(Seat, { $and: [{ id: seat.id }, freeSeatFilter(now)] }, claim);
+        if (won !== 1) throw seatUnavailable(input, "held");
+      } else {
+        // The race, kept for the test that proves the guard is needed: the
+        // check and the write are separate statements.
+        const current = await tx.findOneOrFail(Seat, seat.id, { refresh: true });
+        if (!isSeatFree(current, now)) throw seatUnavailable(input, "held");
+        await hooks.beforeWrite?.();
+        await tx.nativeUpdate(Seat, { id: seat.id }, claim);
+      }
+      // Prices are catalog data no API changes, so the price read above is the price now.
+      tx.create(Reservation, {
+        id,
+        userId: input.userId,
+        seat: seat.id,
+        amount: seat.price,
+        status: "HELD",
+        holdExpiresAt,
+        createdAt: now,
+        confirmedAt: null,
+      });
+      return { id, holdExpiresAt, createdAt: now };
+    });
+    return {
+      reservation: {
+        ...reservation,
+        userId: input.userId,
+        concertId: input.concertId,
+        date: show.date,
+        seatNumber: seat.seatNumber,
+        amount: seat.price,
+        status: "HELD",
+      },
+      lock,
+    };
+  } finally {
+    await lease?.release();
+  }
+}
+
+/**
+ * Releases a user's own live hold and frees the seat at once. Someone else's
+ * reservation is NOT_FOUND (its existence is not theirs to learn); a hold
+ * that ran out is HOLD_EXPIRED; a cancelled or confirmed one is
+ * RESERVATION_NOT_HELD. Rows are locked reservation first, then seat — the
+ * order payment uses too.
+ */
+export async function cancelHold(em: EntityManager, clock: Clock, userId: string, reservationId: string): Promise<ReservationView> {
+  await em.transactional(async (tx) => {
+    const now = clock.now();
+    const cancelled = await tx.nativeUpdate(
+      Reservation,
+      { id: reservationId, userId, status: "HELD", holdExpiresAt: { $gt: now } },
+      { status: "CANCELLED", version: raw("version + 1") },
+    );
+    if (cancelled !== 1) {
+      const r = await tx.findOne(Reservation, { id: reservationId });
+      if (!r || r.userId !== userId) throw notFound(RESERVATION_NOT_FOUND, `no reservation ${reservationId}`, { reservation_id: reservationId });
+      const status = statusAt(r, now);
+      if (status === "EXPIRED") throw failedPrecondition(HOLD_EXPIRED, "the hold has expired", { reservation_id: reservationId });
+      throw failedPrecondition(RESERVATION_NOT_HELD, `the reservation is ${status}, not held`, { reservation_id: reservationId, status });
+    }
+    await tx.nativeUpdate(
+      Seat,
+      { heldByReservationId: reservationId },
+      { heldByReservationId: null, holdExpiresAt: null, version: raw("version + 1") },
+    );
+  });
+  const r = await em.findOneOrFail(Reservation, { id: reservationId }, { populate: ["seat.concertDate"], refresh: true });
+  return viewOf(r, clock.now());
+}
+
+export interface SweepResult {
+  /** HELD reservations marked EXPIRED. */
+  expired: number;
+  /** Seats whose stale hold columns were cleared. */
+  seatsFreed: number;
+}
+
+/**
+ * Tidies holds whose time ran out: reservations become EXPIRED and their
+ * seats drop the stale hold. Nothing depends on it for correctness (every
+ * read and write compares expiry with the clock); it keeps rows honest for
+ * reports. One statement per batch; rows busy in another transaction are
+ * skipped until the next run.
+ */
+export async function expireStaleHolds(em: EntityManager, clock: Clock, batchSize = 500): Promise<SweepResult> {
+  const now = clock.now();
+  const [row] = await em.execute<{ expired: number; seats_freed: number }[]>(
+    `with stale as (
+       select id from reservation
+       where status = 'HELD' and hold_expires_at <= ?
+       order by hold_expires_at limit ? for update skip locked
+     ), expired as (
+       update reservation r set status = 'EXPIRED', version = r.version + 1
+       from stale where r.id = stale.id returning r.id
+     ), freed as (
+       update seat s set held_by_reservation_id = null, hold_expires_at = null, version = s.version + 1
+       from expired where s.held_by_reservation_id = expired.id and s.hold_expires_at <= ? returning s.id
+     )
+     select (select count(*) from expired)::int as expired, (select count(*) from freed)::int as seats_freed`,
+    [now, batchSize, now],
+  );
+  return { expired: row.expired, seatsFreed: row.seats_freed };
+}
