@@ -1,0 +1,63 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb";
+import { grpcJsClient, unary } from "../../test/e2e/grpc-js";
+import { freePort } from "../../test/harness/services";
+
+const ROOT = join(__dirname, "..", "..");
+
+export interface ServerProcess {
+  port: number;
+  pid: number;
+  child: ChildProcess;
+  /** Parsed /metrics values by exact series name (e.g. "process_resident_memory_bytes"). */
+  metrics(): Promise<Map<string, number>>;
+  stop(): Promise<number | null>;
+}
+
+/** The real server as its own process (`tsx src/main.ts`), as an operator runs it. */
+export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
+  const port = await freePort();
+  const child = spawn(join(ROOT, "node_modules", ".bin", "tsx"), ["src/main.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: "warn", HOST: "127.0.0.1", PORT: String(port), ...env },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const client = grpcJsClient(port);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before serving`);
+    try {
+      const res = await unary(client, Health.method.check, { service: "" });
+      if (res.message.status === Status.SERVING) break;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error("server did not become SERVING within 60 s");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  client.close();
+  return {
+    port,
+    pid: child.pid!,
+    child,
+    async metrics() {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const out = new Map<string, number>();
+      for (const line of text.split("\n")) {
+        if (!line || line.startsWith("#")) continue;
+        const i = line.lastIndexOf(" ");
+        out.set(line.slice(0, i), Number(line.slice(i + 1)));
+      }
+      return out;
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
