@@ -68,6 +68,11 @@ export interface TestServer {
 
 /** The real server, in this process, on a free port. */
 export async function startTestServer(env: Env = {}, overrides: DepsOverrides = {}): Promise<TestServer> {
+  if (!env.DATABASE_URL) {
+    // PGlite loads its WebAssembly with a dynamic import, which Jest's VM refuses
+    // (the worker dies). The embedded default is tested in a child process instead.
+    throw new Error("startTestServer needs DATABASE_URL (createTestDatabase()); see test/e2e/process.test.ts for the embedded default");
+  }
   const config = testConfig(env);
   const deps = await createDeps(config, createLogger(config.logLevel), overrides);
   const server = createServer(deps);
