@@ -48,6 +48,12 @@ export function redact(url: string): string {
   }
 }
 
+/** Polite QUIT where the connection is up; a node that is down is just dropped (and not retried). */
 export async function closeRedis(clients: Redis[]): Promise<void> {
-  await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
+  await Promise.all(
+    clients.map(async (c) => {
+      if (c.status !== "ready") return c.disconnect();
+      await c.quit().catch(() => c.disconnect());
+    }),
+  );
 }

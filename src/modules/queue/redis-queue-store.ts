@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
+import { Code } from "@connectrpc/connect";
+import { ReplyError, type Redis } from "ioredis";
+import { domainError } from "../../platform/errors.js";
 import { RATE_WINDOW_MS, type AdmissionLimits, type AdmissionRound, type QueueStore, type StoredTicket, type TicketState } from "./queue-store.js";
 
 /*
@@ -196,6 +198,19 @@ interface QueueCommands {
 /** Status lookups per script call, so one call never blocks Redis for long. */
 const STATUS_CHUNK = 500;
 
+/**
+ * Redis unreachable (refused, closed, timed out) becomes UNAVAILABLE, which
+ * clients retry. A reply error (a bug in a script) stays what it is.
+ */
+async function reachable<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (err instanceof ReplyError) throw err;
+    throw domainError(Code.Unavailable, "QUEUE_UNAVAILABLE", "the waiting room is unreachable right now; retry shortly");
+  }
+}
+
 export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore {
   redis.defineCommand("queueIssue", { numberOfKeys: 0, lua: ISSUE });
   redis.defineCommand("queueStatus", { numberOfKeys: 0, lua: STATUS });
@@ -207,7 +222,7 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
   return {
     kind: "redis",
     async issue(userId, now, idleTtlMs) {
-      const [seq, state, expiresAt, position] = await r.queueIssue(prefix, userId, now, idleTtlMs);
+      const [seq, state, expiresAt, position] = await reachable(() => r.queueIssue(prefix, userId, now, idleTtlMs));
       return { userId, seq, state: STATES[state], position, expiresAt };
     },
     async status(refs, now, idleTtlMs, touch) {
@@ -216,7 +231,7 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
         const chunk = refs.slice(i, i + STATUS_CHUNK);
         const args: (string | number)[] = [prefix, now, idleTtlMs, touch ? 1 : 0];
         for (const ref of chunk) args.push(ref.userId, ref.seq);
-        const flat = await r.queueStatus(...args);
+        const flat = await reachable(() => r.queueStatus(...args));
         chunk.forEach((ref, j) => {
           out.push({ ...ref, state: STATES[flat[3 * j]], position: flat[3 * j + 1], expiresAt: flat[3 * j + 2] });
         });
@@ -224,30 +239,22 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
       return out;
     },
     async admit(now, l: AdmissionLimits): Promise<AdmissionRound> {
-      const [admitted, expiredActive, droppedIdle, waiting, active, recentAdmissions, version] = await r.queueAdmit(
-        prefix,
-        now,
-        l.maxActive,
-        l.admitPerSecond,
-        l.burst,
-        l.activeTtlMs,
-        l.idleTtlMs,
-        l.sweepBatch,
-        RATE_WINDOW_MS,
+      const [admitted, expiredActive, droppedIdle, waiting, active, recentAdmissions, version] = await reachable(() =>
+        r.queueAdmit(prefix, now, l.maxActive, l.admitPerSecond, l.burst, l.activeTtlMs, l.idleTtlMs, l.sweepBatch, RATE_WINDOW_MS),
       );
       return { admitted, expiredActive, droppedIdle, waiting, active, recentAdmissions, rateWindowMs: RATE_WINDOW_MS, version };
     },
     async expire(ref) {
-      return (await r.queueExpire(prefix, ref.userId, ref.seq)) === 1;
+      return (await reachable(() => r.queueExpire(prefix, ref.userId, ref.seq))) === 1;
     },
     tokenSecret() {
-      secret ??= (async () => {
+      secret ??= reachable(async () => {
         const key = `${prefix}secret`;
         await redis.set(key, randomBytes(32).toString("base64"), "NX");
         const value = await redis.get(key);
         if (!value) throw new Error("queue token secret vanished from Redis");
         return Buffer.from(value, "base64");
-      })();
+      });
       secret.catch(() => (secret = undefined));
       return secret;
     },
