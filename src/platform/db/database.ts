@@ -36,7 +36,12 @@ export function ormOptions(connection: Partial<Options>, poolMax: number): Optio
  * and applies pending migrations. The schema is never synchronised from the
  * entities at run time: migrations are the only writer of DDL.
  */
-export async function openDatabase(database: Config["database"], log: Logger): Promise<Database> {
+export interface OpenOptions {
+  /** Apply pending migrations before returning (default). The migrate command turns it off to report them itself. */
+  migrate?: boolean;
+}
+
+export async function openDatabase(database: Config["database"], log: Logger, { migrate = true }: OpenOptions = {}): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let options: Options;
   if (database.url) {
@@ -54,8 +59,10 @@ export async function openDatabase(database: Config["database"], log: Logger): P
     throw err;
   }
   try {
-    const applied = await orm.getMigrator().up();
-    if (applied.length) log.info({ migrations: applied.map((m) => m.name) }, "applied migrations");
+    if (migrate) {
+      const applied = await orm.getMigrator().up();
+      if (applied.length) log.info({ migrations: applied.map((m) => m.name) }, "applied migrations");
+    }
   } catch (err) {
     await orm.close(true);
     await embedded?.stop();
