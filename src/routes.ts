@@ -14,6 +14,8 @@ import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_p
 import type { Deps } from "./deps.js";
 import { registerConcertRoutes } from "./modules/concert/concert.routes.js";
 import { registerQueueRoutes } from "./modules/queue/queue.routes.js";
+import { registerReservationRoutes } from "./modules/reservation/reservation.routes.js";
+import { registerWalletRoutes } from "./modules/wallet/wallet.routes.js";
 import { HealthState, registerHealth } from "./rpc/health.js";
 import { REFLECTION_SERVICES, ReflectionIndex, registerReflection } from "./rpc/reflection.js";
 
@@ -45,8 +47,8 @@ export function createRoutes(deps: Deps, health: HealthState, draining: AbortSig
   return (router: ConnectRouter) => {
     registerQueueRoutes(router, deps.queue, draining);
     registerConcertRoutes(router, deps);
-    router.service(ReservationService, {});
-    router.service(WalletService, {});
+    registerReservationRoutes(router, deps);
+    registerWalletRoutes(router, deps);
     registerHealth(router, health, draining);
     registerReflection(router, reflection);
   };
