@@ -10,6 +10,7 @@ import { createLogger } from "../../src/platform/logger";
 import { createServer, type AppServer } from "../../src/server";
 
 export { freePort, startRedis, startPostgres } from "./services";
+export type { PostgresServer, RedisServer } from "./services";
 
 function required(name: string): string {
   const v = process.env[name];
