@@ -1,0 +1,142 @@
+import { randomUUID } from "node:crypto";
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Clock } from "../../platform/clock.js";
+import { failedPrecondition, notFound } from "../../platform/errors.js";
+import { getReservation, RESERVATION_NOT_FOUND, type ReservationView } from "../reservation/reservation.service.js";
+import { appendEntry, debit } from "../wallet/wallet.service.js";
+
+export interface PaymentView {
+  id: string;
+  reservationId: string;
+  amount: number;
+  paidAt: Date;
+}
+
+export interface PayResult {
+  reservation: ReservationView;
+  payment: PaymentView;
+  /** Wallet balance right after this payment's debit. */
+  balance: number;
+}
+
+export interface PayOptions {
+  /** Test hook: runs after the debit, inside the transaction (to prove a late failure undoes everything). */
+  afterDebit?: () => Promise<void>;
+}
+
+interface LockedReservation {
+  id: string;
+  user_id: string;
+  seat_id: string;
+  amount: string;
+  status: string;
+  hold_expires_at: Date;
+}
+
+/**
+ * Pays the caller's hold as one unit of work: lock the reservation and its
+ * seat, check owner, HELD and unexpired at this moment, debit exactly the
+ * reservation's amount (guarded against a negative balance), record the
+ * payment and its ledger entry, sell the seat, confirm the reservation. Any
+ * failure rolls all of it back. A retry with the same idempotency key gets the
+ * first result and no second debit, also when the two race (the unique keys
+ * on payment let exactly one commit).
+ *
+ * Another user's reservation is NOT_FOUND, never PERMISSION_DENIED: ids must
+ * not reveal that someone else holds a seat.
+ */
+export async function payReservation(
+  em: EntityManager,
+  clock: Clock,
+  input: { userId: string; reservationId: string; idempotencyKey?: string },
+  options: PayOptions = {},
+): Promise<PayResult> {
+  const key = input.idempotencyKey || undefined;
+  if (key) {
+    const earlier = await findPaymentByKey(em, input.userId, key);
+    if (earlier) return replay(em, clock, earlier, input.reservationId);
+  }
+  try {
+    const paid = await em.transactional(async (tx) => {
+      const now = clock.now();
+      const [r] = await tx.execute<LockedReservation[]>(
+        `select id, user_id, seat_id, amount, status, hold_expires_at from reservation where id = ? for update`,
+        [input.reservationId],
+      );
+      if (!r || r.user_id !== input.userId) throw notFound(RESERVATION_NOT_FOUND, `no reservation ${input.reservationId}`);
+      if (r.status === "CONFIRMED") throw failedPrecondition("ALREADY_PAID", "this reservation is already paid");
+      if (r.status !== "HELD") throw failedPrecondition("RESERVATION_NOT_HELD", `the reservation is ${r.status.toLowerCase()}`);
+      if (r.hold_expires_at.getTime() <= now.getTime()) throw holdExpired();
+      const amount = Number(r.amount);
+
+      // The fencing check: the seat must still be held by this very reservation, unexpired.
+      const sold = await tx.execute<{ id: string }[]>(
+        `update seat set sold_reservation_id = ?, held_by_reservation_id = null, hold_expires_at = null, version = version + 1
+         where id = ? and held_by_reservation_id = ? and hold_expires_at > ? and sold_reservation_id is null returning id`,
+        [r.id, r.seat_id, r.id, now],
+      );
+      if (sold.length !== 1) throw holdExpired();
+
+      const balance = await debit(tx, now, input.userId, amount);
+      await options.afterDebit?.();
+      const paymentId = randomUUID();
+      await tx.execute(`insert into payment (id, reservation_id, user_id, amount, idempotency_key, created_at) values (?, ?, ?, ?, ?, ?)`, [
+        paymentId,
+        r.id,
+        input.userId,
+        amount,
+        key ?? null,
+        now,
+      ]);
+      await appendEntry(tx, now, { userId: input.userId, kind: "PAYMENT", amount: -amount, balanceAfter: balance, idempotencyKey: key, reservationId: r.id });
+      const confirmed = await tx.execute<{ id: string }[]>(
+        `update reservation set status = 'CONFIRMED', confirmed_at = ?, version = version + 1 where id = ? and status = 'HELD' returning id`,
+        [now, r.id],
+      );
+      if (confirmed.length !== 1) throw holdExpired();
+      return { payment: { id: paymentId, reservationId: r.id, amount, paidAt: now }, balance };
+    });
+    return { ...paid, reservation: await getReservation(em.fork(), clock, input.reservationId) };
+  } catch (err) {
+    // The same key committed first in a racing call: answer with its result.
+    if (key && err instanceof UniqueConstraintViolationException) {
+      const earlier = await findPaymentByKey(em.fork(), input.userId, key);
+      if (earlier) return replay(em.fork(), clock, earlier, input.reservationId);
+    }
+    throw err;
+  }
+}
+
+function holdExpired() {
+  return failedPrecondition("HOLD_EXPIRED", "the hold has expired; hold the seat again");
+}
+
+interface PaymentRow {
+  id: string;
+  reservation_id: string;
+  amount: string;
+  created_at: Date;
+  balance_after: string;
+}
+
+async function findPaymentByKey(em: EntityManager, userId: string, key: string): Promise<PaymentRow | undefined> {
+  const [row] = await em.execute<PaymentRow[]>(
+    `select p.id, p.reservation_id, p.amount, p.created_at, e.balance_after
+     from payment p join wallet_entry e on e.reservation_id = p.reservation_id and e.kind = 'PAYMENT'
+     where p.user_id = ? and p.idempotency_key = ?`,
+    [userId, key],
+  );
+  return row;
+}
+
+async function replay(em: EntityManager, clock: Clock, p: PaymentRow, reservationId: string): Promise<PayResult> {
+  if (p.reservation_id !== reservationId) {
+    throw failedPrecondition("IDEMPOTENCY_KEY_REUSED", "this idempotency key was already used to pay another reservation");
+  }
+  return {
+    reservation: await getReservation(em, clock, reservationId),
+    payment: { id: p.id, reservationId, amount: Number(p.amount), paidAt: p.created_at },
+    balance: Number(p.balance_after),
+  };
+}
