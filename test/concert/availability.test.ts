@@ -86,4 +86,7 @@ test("unknown concert or date is NOT_FOUND with a reason", async () => {
   expect(await rejection(listAvailableSeats(em(), clock, CONCERT, "2027-01-01"))).toEqual({ code: Code.NotFound, reason: "CONCERT_DATE_NOT_FOUND" });
   expect(await rejection(listAvailableSeats(em(), clock, "no-such-concert", DATE))).toEqual({ code: Code.NotFound, reason: "CONCERT_DATE_NOT_FOUND" });
   expect(await rejection(hold("carol", 1, "2027-01-01"))).toEqual({ code: Code.NotFound, reason: "CONCERT_DATE_NOT_FOUND" });
+  // Well-formed but not a day: no show, not a database error.
+  expect(await rejection(listAvailableSeats(em(), clock, CONCERT, "2027-02-30"))).toEqual({ code: Code.NotFound, reason: "CONCERT_DATE_NOT_FOUND" });
+  expect(await rejection(hold("carol", 1, "2027-02-30"))).toEqual({ code: Code.NotFound, reason: "CONCERT_DATE_NOT_FOUND" });
 });

@@ -62,9 +62,21 @@ export async function listAvailableDates(em: EntityManager, clock: Clock, concer
   return result;
 }
 
+/**
+ * True for a "YYYY-MM-DD" that names a real day. The edge only checks the
+ * shape, and PostgreSQL rejects "2027-02-30" with an error rather than
+ * finding nothing: such a date simply has no show.
+ */
+export function isCalendarDate(date: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
+  if (!m) return false;
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3]);
+}
+
 /** One show, or NOT_FOUND. */
 export async function findConcertDate(em: EntityManager, concertId: string, date: string): Promise<ConcertDate> {
-  const show = await em.findOne(ConcertDate, { concert: concertId, date });
+  const show = isCalendarDate(date) ? await em.findOne(ConcertDate, { concert: concertId, date }) : null;
   if (!show) throw notFound(CONCERT_DATE_NOT_FOUND, `concert "${concertId}" has no show on ${date}`, { concert_id: concertId, date });
   return show;
 }

@@ -6,7 +6,7 @@ import type { Config } from "../../config.js";
 import type { Clock } from "../../platform/clock.js";
 import { domainError, failedPrecondition, notFound } from "../../platform/errors.js";
 import type { Lease, Locks } from "../../platform/locks.js";
-import { findConcertDate, freeSeatFilter, isSeatFree } from "../concert/concert.service.js";
+import { findConcertDate, freeSeatFilter, isCalendarDate, isSeatFree } from "../concert/concert.service.js";
 import { Seat } from "../concert/seat.entity.js";
 import { Reservation } from "./reservation.entity.js";
 import { RESERVATION_NOT_FOUND, statusAt, viewOf, type ReservationView } from "./reservation.service.js";
@@ -56,6 +56,35 @@ export interface HoldSeatOptions {
   };
 }
 
+interface SeatToHold {
+  id: number;
+  price: number;
+  free: boolean;
+  sold: boolean;
+}
+
+/**
+ * The seat and whether it is free at `now`, in one plain query: this runs for
+ * every caller in an on-sale herd, most of whom are refused right here, and a
+ * raw statement costs a fraction of an ORM find. Misses find out what is missing.
+ */
+async function findSeat(em: EntityManager, input: HoldSeatInput, now: Date): Promise<SeatToHold> {
+  if (!isCalendarDate(input.date)) await findConcertDate(em, input.concertId, input.date); // throws NOT_FOUND
+  const [row] = await em.execute<{ id: string; price: string; free: boolean; sold: boolean }[]>(
+    `select s.id, s.price,
+            s.sold_reservation_id is null and (s.hold_expires_at is null or s.hold_expires_at <= ?) as free,
+            s.sold_reservation_id is not null as sold
+     from seat s join concert_date d on d.id = s.concert_date_id
+     where d.concert_id = ? and d.date = ? and s.seat_number = ?`,
+    [now, input.concertId, input.date, input.seatNumber],
+  );
+  if (!row) {
+    await findConcertDate(em, input.concertId, input.date);
+    throw notFound(SEAT_NOT_FOUND, `no seat ${input.seatNumber} on ${input.date}`, { seat_number: String(input.seatNumber) });
+  }
+  return { id: Number(row.id), price: Number(row.price), free: row.free, sold: row.sold };
+}
+
 /** How the lock went, for metrics. */
 export type LockOutcome = "acquired" | "skipped" | "unavailable";
 
@@ -79,12 +108,12 @@ const seatUnavailable = (input: HoldSeatInput, state: "held" | "sold" | "locked"
  * 2. Take the Redlock lease `seat:<id>` without retries: whoever is taking the
  *    seat right now wins and the rest are refused fast. The lease only cuts
  *    contention; it may run out mid-operation.
- * 3. One transaction: serialise the user's holds with an advisory lock and
- *    check the per-user limit; then the fencing check — a single UPDATE of the
- *    seat row that matches only while the seat is unsold and its hold (if any)
- *    has ended at the clock's `now`, bumping its version — and insert the
- *    reservation. A holder whose lease ran out finds the row already taken
- *    and writes nothing.
+ * 3. One transaction: the fencing check — a single UPDATE of the seat row
+ *    that matches only while the seat is unsold and its hold (if any) has
+ *    ended at the clock's `now`, bumping its version; a holder whose lease
+ *    ran out finds the row already taken and writes nothing — then the
+ *    per-user limit under an advisory lock on the user, then the reservation
+ *    insert.
  * 4. Release the lease after commit.
  *
  * Refusals: SEAT_UNAVAILABLE (FAILED_PRECONDITION) for a sold or held seat and
@@ -102,10 +131,8 @@ export async function holdSeat(
   options: HoldSeatOptions = {},
 ): Promise<HoldSeatResult> {
   const { useLock = true, databaseGuard = true, onLockUnavailable = "database", hooks = {} } = options;
-  const show = await findConcertDate(em, input.concertId, input.date);
-  const seat = await em.findOne(Seat, { concertDate: show.id, seatNumber: input.seatNumber });
-  if (!seat) throw notFound(SEAT_NOT_FOUND, `no seat ${input.seatNumber} on ${input.date}`, { seat_number: String(input.seatNumber) });
-  if (databaseGuard && !isSeatFree(seat, clock.now())) throw seatUnavailable(input, seat.soldReservationId ? "sold" : "held");
+  const seat = await findSeat(em, input, clock.now());
+  if (databaseGuard && !seat.free) throw seatUnavailable(input, seat.sold ? "sold" : "held");
 
   let lease: Lease | undefined;
   let lock: LockOutcome = "skipped";
@@ -126,17 +153,6 @@ export async function holdSeat(
     await hooks.afterLock?.();
     const reservation = await em.transactional(async (tx) => {
       const now = clock.now();
-      // Race-safe limit: concurrent holds of one user queue on this lock, so
-      // the count below cannot be read by two of them before either inserts.
-      // Taken before any row lock, so it cannot close a deadlock cycle.
-      await tx.execute(`select pg_advisory_xact_lock(?, hashtext(?))`, [USER_HOLDS_LOCK_SPACE, input.userId]);
-      const live = await tx.count(Reservation, { userId: input.userId, status: "HELD", holdExpiresAt: { $gt: now } });
-      if (live >= hold.maxPerUser) {
-        throw failedPrecondition(HOLD_LIMIT_REACHED, `at most ${hold.maxPerUser} seats may be held at once`, {
-          max_per_user: String(hold.maxPerUser),
-        });
-      }
-
       const id = randomUUID();
       const holdExpiresAt = new Date(now.getTime() + hold.ttlMs);
       const claim = { heldByReservationId: id, holdExpiresAt, version: raw("version + 1") };
@@ -152,8 +168,21 @@ export async function holdSeat(
         await hooks.beforeWrite?.();
         await tx.nativeUpdate(Seat, { id: seat.id }, claim);
       }
+
+      // The per-user limit, race-safe: one user's concurrent holds queue on
+      // this transaction-scoped advisory lock, so no two of them count before
+      // the other has inserted. It comes after the seat claim, so losers of a
+      // seat never touch it; no path takes it before a seat row lock and then
+      // waits for another seat, so it cannot close a deadlock cycle.
+      await tx.execute(`select pg_advisory_xact_lock(?, hashtext(?))`, [USER_HOLDS_LOCK_SPACE, input.userId]);
+      const live = await tx.count(Reservation, { userId: input.userId, status: "HELD", holdExpiresAt: { $gt: now } });
+      if (live >= hold.maxPerUser) {
+        throw failedPrecondition(HOLD_LIMIT_REACHED, `at most ${hold.maxPerUser} seats may be held at once`, {
+          max_per_user: String(hold.maxPerUser),
+        });
+      }
       // Prices are catalog data no API changes, so the price read above is the price now.
-      tx.create(Reservation, {
+      await tx.insert(Reservation, {
         id,
         userId: input.userId,
         seat: seat.id,
@@ -170,8 +199,8 @@ export async function holdSeat(
         ...reservation,
         userId: input.userId,
         concertId: input.concertId,
-        date: show.date,
-        seatNumber: seat.seatNumber,
+        date: input.date,
+        seatNumber: input.seatNumber,
         amount: seat.price,
         status: "HELD",
       },
