@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Clock } from "../../platform/clock.js";
-import { failedPrecondition, notFound } from "../../platform/errors.js";
+import { errorReason, failedPrecondition, notFound } from "../../platform/errors.js";
 import { getReservation, RESERVATION_NOT_FOUND, type ReservationView } from "../reservation/reservation.service.js";
 import { appendEntry, debit } from "../wallet/wallet.service.js";
 
@@ -31,7 +31,8 @@ interface LockedReservation {
   seat_id: string;
   amount: string;
   status: string;
-  hold_expires_at: Date;
+  /** The hold is unexpired at this transaction's `now`. */
+  live: boolean;
 }
 
 /**
@@ -61,13 +62,13 @@ export async function payReservation(
     const paid = await em.transactional(async (tx) => {
       const now = clock.now();
       const [r] = await tx.execute<LockedReservation[]>(
-        `select id, user_id, seat_id, amount, status, hold_expires_at from reservation where id = ? for update`,
-        [input.reservationId],
+        `select id, user_id, seat_id, amount, status, hold_expires_at > ? as live from reservation where id = ? for update`,
+        [now, input.reservationId],
       );
       if (!r || r.user_id !== input.userId) throw notFound(RESERVATION_NOT_FOUND, `no reservation ${input.reservationId}`);
       if (r.status === "CONFIRMED") throw failedPrecondition("ALREADY_PAID", "this reservation is already paid");
       if (r.status !== "HELD") throw failedPrecondition("RESERVATION_NOT_HELD", `the reservation is ${r.status.toLowerCase()}`);
-      if (r.hold_expires_at.getTime() <= now.getTime()) throw holdExpired();
+      if (!r.live) throw holdExpired();
       const amount = Number(r.amount);
 
       // The fencing check: the seat must still be held by this very reservation, unexpired.
@@ -99,8 +100,9 @@ export async function payReservation(
     });
     return { ...paid, reservation: await getReservation(em.fork(), clock, input.reservationId) };
   } catch (err) {
-    // The same key committed first in a racing call: answer with its result.
-    if (key && err instanceof UniqueConstraintViolationException) {
+    // A racing call with the same key committed first (we either hit its unique
+    // key or found the reservation already paid): answer with its result.
+    if (key && (err instanceof UniqueConstraintViolationException || errorReason(err) === "ALREADY_PAID")) {
       const earlier = await findPaymentByKey(em.fork(), input.userId, key);
       if (earlier) return replay(em.fork(), clock, earlier, input.reservationId);
     }
@@ -116,7 +118,7 @@ interface PaymentRow {
   id: string;
   reservation_id: string;
   amount: string;
-  created_at: Date;
+  created_at: string | Date;
   balance_after: string;
 }
 
@@ -136,7 +138,7 @@ async function replay(em: EntityManager, clock: Clock, p: PaymentRow, reservatio
   }
   return {
     reservation: await getReservation(em, clock, reservationId),
-    payment: { id: p.id, reservationId, amount: Number(p.amount), paidAt: p.created_at },
+    payment: { id: p.id, reservationId, amount: Number(p.amount), paidAt: new Date(p.created_at) },
     balance: Number(p.balance_after),
   };
 }
