@@ -137,6 +137,8 @@ export async function holdSeat(
   let lease: Lease | undefined;
   let lock: LockOutcome = "skipped";
   if (useLock) {
+    // A lock client that throws (a broken install, an unexpected Redis reply)
+    // counts as Redis down: the database guard still decides.
     const got = await locks.tryAcquire(`seat:${seat.id}`, hold.lockTtlMs).catch(() => "unavailable" as const);
     if (got === "busy") throw seatUnavailable(input, "locked");
     if (got === "unavailable") {
