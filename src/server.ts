@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
-import { cors as connectCors, createContextValues } from "@connectrpc/connect";
+import { Code, cors as connectCors, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Deps } from "./deps.js";
@@ -214,6 +214,31 @@ function httpEndpoints(deps: Deps, health: HealthState, req: Request, res: Respo
     res.end(serving ? "ok\n" : "shutting down\n");
     return;
   }
+  const contentType = String(req.headers["content-type"] ?? "");
+  if (req.method === "POST" && contentType.startsWith("application/grpc")) {
+    // A gRPC client calling a method this server does not have: answer the way
+    // gRPC servers do (a trailers-only UNIMPLEMENTED), not with a bare HTTP 404.
+    const status = {
+      "content-type": contentType.split(";")[0],
+      "grpc-status": String(Code.Unimplemented),
+      "grpc-message": grpcPercentEncode(`unknown method ${path}`),
+    };
+    req.resume(); // whatever the client sends is discarded
+    if ("stream" in res) {
+      // Trailers-only: the status travels in a HEADERS frame that ends the stream.
+      res.stream.respond({ ":status": 200, ...status }, { endStream: true });
+    } else {
+      res.writeHead(200, status);
+      res.end();
+    }
+    return;
+  }
+  // Connect clients read HTTP 404 as Code.Unimplemented.
   res.writeHead(404, { "content-type": "text/plain" });
   res.end("not found\n");
+}
+
+/** grpc-message encoding: printable ASCII except "%" goes as is, everything else percent-encoded. */
+function grpcPercentEncode(message: string): string {
+  return message.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
 }

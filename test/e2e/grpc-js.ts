@@ -48,10 +48,10 @@ export function unary<I extends DescMessage, O extends DescMessage>(
   });
 }
 
-/** Sends bytes the client did not encode, framed as one gRPC message. */
-export function unaryRaw<O extends DescMessage>(client: grpc.Client, method: DescMethod & { output: O }, body: Buffer): Promise<MessageShape<O>> {
+/** Sends bytes the client did not encode, framed as one gRPC message, to any path. */
+export function unaryRaw(client: grpc.Client, path: string, body: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(pathOf(method), (b: Buffer) => b, decoder(method.output), body, new grpc.Metadata(), (err, message) =>
+    client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, body, new grpc.Metadata(), (err, message) =>
       err ? reject(err) : resolve(message!),
     );
   });

@@ -3,7 +3,7 @@
  * three ways its users call it: a Connect client over gRPC (HTTP/2), a classic
  * grpc-js client, and a browser speaking Connect JSON over HTTP/1.1 with CORS.
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { connect as http2Connect, constants as h2 } from "node:http2";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, createClient } from "@connectrpc/connect";
@@ -12,7 +12,7 @@ import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/valid
 import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb";
 import { QueueService } from "../../gen/boxoffice/queue/v1/queue_service_pb";
 import { QueueStatus } from "../../gen/boxoffice/queue/v1/queue_pb";
-import { ReservationService } from "../../gen/boxoffice/reservation/v1/reservation_service_pb";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb";
 import { DEMO_CONCERTS } from "../../src/modules/concert/demo-catalog";
 import { createTestDatabase, startTestServer, testRedisUrl, type TestDatabase, type TestServer } from "../harness";
@@ -90,11 +90,17 @@ describe("grpc-js as a classic gRPC client", () => {
     expect(status.code).toBe(grpc.status.CANCELLED);
   });
 
-  test("an RPC not built yet answers UNIMPLEMENTED (past the queue gate, with an ACTIVE token)", async () => {
+  test("a method the server does not have answers UNIMPLEMENTED", async () => {
+    const err = await unaryRaw(grpcJs, "/boxoffice.wallet.v1.WalletService/Withdraw", Buffer.alloc(0)).catch((e) => e);
+    expect(err.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(err.details).toBe("unknown method /boxoffice.wallet.v1.WalletService/Withdraw");
+  });
+
+  test("a gated call with an ACTIVE token in x-queue-token metadata passes the gate", async () => {
     const metadata = new grpc.Metadata();
     metadata.set("x-queue-token", await activeToken("e2e-grpcjs"));
-    const err = await unary(grpcJs, ReservationService.method.payReservation, { reservationId: randomUUID() }, metadata).catch((e) => e);
-    expect(err.code).toBe(grpc.status.UNIMPLEMENTED);
+    const res = await unary(grpcJs, ConcertService.method.listAvailableDates, { concertId: "iu-golden-hour-2027" }, metadata);
+    expect(res.message.dates.map((d) => d.date)).toEqual(["2027-03-06", "2027-03-07", "2027-03-13"]);
   });
 
   test("bad input answers INVALID_ARGUMENT with protovalidate violations", async () => {
@@ -109,7 +115,7 @@ describe("grpc-js as a classic gRPC client", () => {
   test("bytes that do not decode are refused cleanly and the server keeps serving", async () => {
     // A well-framed gRPC message whose payload is not protobuf (a truncated varint field).
     const garbage = Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-    const err = await unaryRaw(grpcJs, QueueService.method.issueToken, garbage).catch((e) => e);
+    const err = await unaryRaw(grpcJs, "/boxoffice.queue.v1.QueueService/IssueToken", garbage).catch((e) => e);
     // connect-node (like grpc-go) answers an undecodable binary message with
     // INTERNAL "parse binary: ..." before any interceptor runs; the message
     // names the decoding problem and nothing of the server's internals.
@@ -192,11 +198,26 @@ describe("Connect JSON over HTTP/1.1 from a browser", () => {
     expect((await jsonOf(res)).code).toBe("invalid_argument");
   });
 
-  test("an RPC not built yet: unimplemented (HTTP 501)", async () => {
-    const token = await activeToken("e2e-browser");
-    const res = await connectJson("/boxoffice.reservation.v1.ReservationService/PayReservation", { reservationId: randomUUID() }, { "x-queue-token": token });
-    expect(res.status).toBe(501);
-    expect((await jsonOf(res)).code).toBe("unimplemented");
+  test("a gated call: without a token HTTP 400 with an ErrorInfo reason, with an ACTIVE x-queue-token the dates", async () => {
+    const path = "/boxoffice.concert.v1.ConcertService/ListAvailableDates";
+    const refused = await connectJson(path, { concertId: "iu-golden-hour-2027" });
+    expect(refused.status).toBe(400);
+    const error = await jsonOf(refused);
+    expect(error.code).toBe("failed_precondition");
+    const info = error.details.find((d: { type: string }) => d.type === "google.rpc.ErrorInfo");
+    expect(fromBinary(ErrorInfoSchema, Buffer.from(info.value, "base64")).reason).toBe("QUEUE_TOKEN_MISSING");
+
+    const res = await connectJson(path, { concertId: "iu-golden-hour-2027" }, { "x-queue-token": await activeToken("e2e-browser") });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("access-control-allow-origin")).toBe(APP_ORIGIN);
+    expect((await jsonOf(res)).dates).toHaveLength(3);
+  });
+
+  test("a procedure the server does not have: HTTP 404, which Connect clients read as unimplemented", async () => {
+    const res = await connectJson("/boxoffice.wallet.v1.WalletService/Withdraw", {});
+    expect(res.status).toBe(404);
+    expect(res.headers.get("access-control-allow-origin")).toBe(APP_ORIGIN);
+    await res.arrayBuffer();
   });
 });
 
@@ -228,11 +249,7 @@ describe("operations", () => {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const jsonOf = (res: Response): Promise<any> => res.json();
 
-/**
- * A queue token once the waiting room has admitted it. PayReservation stays
- * UNIMPLEMENTED until payments land (issue 5); then these two tests must pick
- * another RPC that is not built, or go.
- */
+/** A queue token once the waiting room has admitted it (the suite's queue admits at once: nobody else waits). */
 async function activeToken(userId: string): Promise<string> {
   const issued = await unary(grpcJs, QueueService.method.issueToken, { userId });
   const token = issued.message.ticket!.token;
