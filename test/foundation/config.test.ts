@@ -1,4 +1,8 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { ConfigError, loadConfig, parseDuration } from "../../src/config";
+
+const root = join(__dirname, "../..");
 
 describe("parseDuration", () => {
   test.each([
@@ -83,5 +87,29 @@ describe("loadConfig", () => {
 
   test("CHARGE_MAX may not exceed BALANCE_MAX", () => {
     expect(() => loadConfig({ CHARGE_MAX: "100", BALANCE_MAX: "10" })).toThrow(/CHARGE_MAX: must not exceed BALANCE_MAX/);
+  });
+});
+
+describe("documentation", () => {
+  // The schema's keys, as written in src/config.ts (the schema itself is private).
+  const variables = [...readFileSync(join(root, "src/config.ts"), "utf8").matchAll(/^ {2}([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]);
+  const example = Object.fromEntries(
+    readFileSync(join(root, ".env.example"), "utf8")
+      .split("\n")
+      .map((line) => /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => [m[1], m[2]]),
+  );
+
+  test("README's table and .env.example name every variable, and nothing else", () => {
+    expect(variables.length).toBeGreaterThan(15);
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    const table = [...readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map((m) => m[1]);
+    expect(table.sort()).toEqual([...variables].sort());
+    expect(Object.keys(example).sort()).toEqual([...variables].sort());
+  });
+
+  test(".env.example, used as is, gives the defaults", () => {
+    expect(loadConfig(example)).toEqual(loadConfig({}));
   });
 });
