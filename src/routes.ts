@@ -13,6 +13,7 @@ import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/
 import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.js";
 import type { Deps } from "./deps.js";
 import { registerConcertRoutes } from "./modules/concert/concert.routes.js";
+import { createPayReservationHandler } from "./modules/payment/payment.routes.js";
 import { registerQueueRoutes } from "./modules/queue/queue.routes.js";
 import { registerReservationRoutes } from "./modules/reservation/reservation.routes.js";
 import { registerWalletRoutes } from "./modules/wallet/wallet.routes.js";
@@ -47,7 +48,7 @@ export function createRoutes(deps: Deps, health: HealthState, draining: AbortSig
   return (router: ConnectRouter) => {
     registerQueueRoutes(router, deps.queue, draining);
     registerConcertRoutes(router, deps);
-    registerReservationRoutes(router, deps);
+    registerReservationRoutes(router, deps, createPayReservationHandler(deps));
     registerWalletRoutes(router, deps);
     registerHealth(router, health, draining);
     registerReflection(router, reflection);

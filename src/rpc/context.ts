@@ -1,4 +1,4 @@
-import { createContextKey } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 
 /** Correlates a call's log line with what the client saw (`x-request-id`). */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
@@ -10,3 +10,10 @@ export interface Caller {
 }
 
 export const callerKey = createContextKey<Caller | undefined>(undefined, { description: "caller from the queue token" });
+
+/** The acting user of a gated call. The gate guarantees one; its absence is a wiring bug, refused, never guessed. */
+export function requireCaller(ctx: HandlerContext): Caller {
+  const c = ctx.values.get(callerKey);
+  if (!c) throw new ConnectError("this call needs an ACTIVE queue token", Code.Unauthenticated);
+  return c;
+}

@@ -13,6 +13,7 @@ import { ReservationService } from "../../gen/boxoffice/reservation/v1/reservati
 import type { Deps } from "../../src/deps";
 import { registerConcertRoutes } from "../../src/modules/concert/concert.routes";
 import { registerReservationRoutes } from "../../src/modules/reservation/reservation.routes";
+import { createPayReservationHandler } from "../../src/modules/payment/payment.routes";
 import { ManualClock } from "../../src/platform/clock";
 import { errorReason } from "../../src/platform/errors";
 import { createLocalLocks } from "../../src/platform/locks";
@@ -40,7 +41,7 @@ beforeAll(async () => {
   const transport = createRouterTransport(
     (router) => {
       registerConcertRoutes(router, deps);
-      registerReservationRoutes(router, deps);
+      registerReservationRoutes(router, deps, createPayReservationHandler(deps));
     },
     { router: { interceptors: [createErrorInterceptor(quietLog), fakeGate, createValidateInterceptor()] } },
   );

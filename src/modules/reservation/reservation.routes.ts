@@ -1,11 +1,11 @@
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ReservationStatus, type ReservationSchema } from "../../../gen/boxoffice/reservation/v1/reservation_pb.js";
 import { ReservationService } from "../../../gen/boxoffice/reservation/v1/reservation_service_pb.js";
 import type { Deps } from "../../deps.js";
 import { notFound } from "../../platform/errors.js";
-import { callerKey, type Caller } from "../../rpc/context.js";
+import { callerKey, requireCaller } from "../../rpc/context.js";
 import { getReservation, listReservations, RESERVATION_NOT_FOUND, type ReservationView } from "./reservation.service.js";
 import { cancelHold, holdSeat } from "./seat-hold.service.js";
 
@@ -31,18 +31,20 @@ export function toReservationInit(r: ReservationView): MessageInitShape<typeof R
   };
 }
 
-/** The acting user, put in the context by the queue-token gate. */
-function caller(ctx: HandlerContext): Caller {
-  const c = ctx.values.get(callerKey);
-  if (!c) throw new ConnectError("this call needs an ACTIVE queue token", Code.Unauthenticated);
-  return c;
-}
-
-/** HoldSeat, CancelHold, GetReservation, ListReservations. PayReservation comes with payments (issue 5). */
-export function registerReservationRoutes(router: ConnectRouter, deps: Deps): void {
+/**
+ * HoldSeat, CancelHold, GetReservation, ListReservations here; PayReservation
+ * is the payment module's (it may use reservations and wallets, not the other
+ * way round), handed in by the composition root.
+ */
+export function registerReservationRoutes(
+  router: ConnectRouter,
+  deps: Deps,
+  payReservation: ServiceImpl<typeof ReservationService>["payReservation"],
+): void {
   router.service(ReservationService, {
+    payReservation,
     async holdSeat(req, ctx) {
-      const { userId } = caller(ctx);
+      const { userId } = requireCaller(ctx);
       const { reservation } = await holdSeat(deps.orm.em.fork(), deps.locks, deps.clock, deps.config.hold, {
         userId,
         concertId: req.concertId,
@@ -52,7 +54,7 @@ export function registerReservationRoutes(router: ConnectRouter, deps: Deps): vo
       return { reservation: toReservationInit(reservation) };
     },
     async cancelHold(req, ctx) {
-      const { userId } = caller(ctx);
+      const { userId } = requireCaller(ctx);
       return { reservation: toReservationInit(await cancelHold(deps.orm.em.fork(), deps.clock, userId, req.reservationId)) };
     },
     async getReservation(req, ctx) {
