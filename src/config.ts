@@ -68,6 +68,7 @@ const schema = z.object({
   HOLD_TTL: duration("5m"),
   HOLD_MAX_PER_USER: int(4, 1, 50),
   HOLD_LOCK_TTL: duration("2s"),
+  HOLD_SWEEP_INTERVAL: duration("30s"),
 
   CHARGE_MAX: int(10_000_000, 1),
   BALANCE_MAX: int(1_000_000_000_000, 1),
@@ -85,7 +86,7 @@ export interface Config {
   database: { url?: string; poolMax: number; pgliteDataDir: string; seedDemoCatalog?: boolean };
   redisUrls: string[];
   queue: { maxActive: number; admitPerSecond: number; activeTtlMs: number; idleTtlMs: number; tickMs: number; redisPrefix: string };
-  hold: { ttlMs: number; maxPerUser: number; lockTtlMs: number };
+  hold: { ttlMs: number; maxPerUser: number; lockTtlMs: number; sweepIntervalMs: number };
   wallet: { chargeMax: number; balanceMax: number };
 }
 
@@ -117,7 +118,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       tickMs: e.QUEUE_TICK,
       redisPrefix: e.QUEUE_REDIS_PREFIX,
     },
-    hold: { ttlMs: e.HOLD_TTL, maxPerUser: e.HOLD_MAX_PER_USER, lockTtlMs: e.HOLD_LOCK_TTL },
+    hold: { ttlMs: e.HOLD_TTL, maxPerUser: e.HOLD_MAX_PER_USER, lockTtlMs: e.HOLD_LOCK_TTL, sweepIntervalMs: e.HOLD_SWEEP_INTERVAL },
     wallet: { chargeMax: e.CHARGE_MAX, balanceMax: e.BALANCE_MAX },
   };
 }

@@ -10,6 +10,8 @@ import { createMemoryQueueStore } from "./modules/queue/memory-queue-store.js";
 import { createQueueMetrics } from "./modules/queue/queue.metrics.js";
 import { Queue } from "./modules/queue/queue.service.js";
 import { createRedisQueueStore } from "./modules/queue/redis-queue-store.js";
+import { startHoldSweeper } from "./modules/reservation/hold-sweeper.js";
+import { createReservationMetrics, type ReservationMetrics } from "./modules/reservation/reservation.metrics.js";
 
 /** Everything a handler may use, wired by hand once at boot. */
 export interface Deps {
@@ -23,6 +25,7 @@ export interface Deps {
   redis: Redis[];
   locks: Locks;
   queue: Queue;
+  reservationMetrics: ReservationMetrics;
   close(): Promise<void>;
 }
 
@@ -52,6 +55,9 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   const store = redis.length ? createRedisQueueStore(redis[0], config.queue.redisPrefix) : createMemoryQueueStore();
   const queue: Queue = new Queue(store, clock, config.queue, log, createQueueMetrics(metrics.registry, () => queue.openStreams));
   if (overrides.startQueue ?? true) queue.start();
+  const em = () => db.orm.em.fork();
+  const reservationMetrics = createReservationMetrics(metrics.registry, em, clock);
+  const sweeper = startHoldSweeper(em, clock, config.hold.sweepIntervalMs, log, reservationMetrics.swept);
   return {
     config,
     log,
@@ -62,8 +68,10 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     redis,
     locks,
     queue,
+    reservationMetrics,
     async close() {
       await queue.stop();
+      await sweeper.stop();
       await closeRedis(redis);
       await db.close();
     },

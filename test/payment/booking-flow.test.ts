@@ -77,4 +77,26 @@ test("queue, browse, hold, charge, pay; the token is then spent", async () => {
   const entries = await wallet.listWalletEntries({ userId: "fan-1" });
   expect(entries.entries.map((e) => e.amount)).toEqual([-seat.price, 200_000n]);
   expect(await checkInvariants(s.deps.orm.em.fork())).toEqual([]);
+
+  // The domain metrics saw it all.
+  const metrics = await (await fetch(`${s.baseUrl}/metrics`)).text();
+  expect(metrics).toMatch(/^holds_granted_total 1$/m);
+  expect(metrics).toMatch(/^hold_locks_total\{outcome="acquired"\} 1$/m);
+  expect(metrics).toMatch(/^seats_held 0$/m);
+  expect(metrics).toMatch(/^queue_expiries_total\{reason="payment"\} 1$/m);
+  expect(metrics).toMatch(/^queue_admissions_total 1$/m);
+});
+
+test("a refused hold is counted by reason, and a live hold shows in seats_held", async () => {
+  const queue = createClient(QueueService, createGrpcTransport({ baseUrl: s.baseUrl }));
+  const reservations = createClient(ReservationService, createGrpcTransport({ baseUrl: s.baseUrl }));
+  const tokens = [];
+  for (const userId of ["fan-2", "fan-3"]) tokens.push((await queue.issueToken({ userId })).ticket!.token);
+  await s.deps.queue.tick();
+  const req = { concertId: "akmu-lovelee-2027", date: "2027-06-05", seatNumber: 1 };
+  await reservations.holdSeat(req, { headers: { "x-queue-token": tokens[0] } });
+  await expect(reservations.holdSeat(req, { headers: { "x-queue-token": tokens[1] } })).rejects.toMatchObject({ code: Code.FailedPrecondition });
+  const metrics = await (await fetch(`${s.baseUrl}/metrics`)).text();
+  expect(metrics).toMatch(/^holds_refused_total\{reason="SEAT_UNAVAILABLE"\} 1$/m);
+  expect(metrics).toMatch(/^seats_held 1$/m);
 });

@@ -13,6 +13,8 @@ import { ReservationService } from "../../gen/boxoffice/reservation/v1/reservati
 import type { Deps } from "../../src/deps";
 import { registerConcertRoutes } from "../../src/modules/concert/concert.routes";
 import { registerReservationRoutes } from "../../src/modules/reservation/reservation.routes";
+import { createReservationMetrics } from "../../src/modules/reservation/reservation.metrics";
+import { Registry } from "prom-client";
 import { createPayReservationHandler } from "../../src/modules/payment/payment.routes";
 import { ManualClock } from "../../src/platform/clock";
 import { errorReason } from "../../src/platform/errors";
@@ -37,7 +39,8 @@ let concerts: ReturnType<typeof createClient<typeof ConcertService>>;
 
 beforeAll(async () => {
   s = await openSeededDatabase();
-  const deps = { config: s.config, orm: s.orm, clock, locks: createLocalLocks(() => clock.now().getTime()), log: quietLog } as unknown as Deps;
+  const reservationMetrics = createReservationMetrics(new Registry(), () => s.orm.em.fork(), clock);
+  const deps = { config: s.config, orm: s.orm, clock, locks: createLocalLocks(() => clock.now().getTime()), log: quietLog, reservationMetrics } as unknown as Deps;
   const transport = createRouterTransport(
     (router) => {
       registerConcertRoutes(router, deps);

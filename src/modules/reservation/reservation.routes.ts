@@ -4,7 +4,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ReservationStatus, type ReservationSchema } from "../../../gen/boxoffice/reservation/v1/reservation_pb.js";
 import { ReservationService } from "../../../gen/boxoffice/reservation/v1/reservation_service_pb.js";
 import type { Deps } from "../../deps.js";
-import { notFound } from "../../platform/errors.js";
+import { errorReason, notFound } from "../../platform/errors.js";
 import { callerKey, requireCaller } from "../../rpc/context.js";
 import { getReservation, listReservations, RESERVATION_NOT_FOUND, type ReservationView } from "./reservation.service.js";
 import { cancelHold, holdSeat } from "./seat-hold.service.js";
@@ -45,13 +45,19 @@ export function registerReservationRoutes(
     payReservation,
     async holdSeat(req, ctx) {
       const { userId } = requireCaller(ctx);
-      const { reservation } = await holdSeat(deps.orm.em.fork(), deps.locks, deps.clock, deps.config.hold, {
-        userId,
-        concertId: req.concertId,
-        date: req.date,
-        seatNumber: req.seatNumber,
-      });
-      return { reservation: toReservationInit(reservation) };
+      try {
+        const { reservation, lock } = await holdSeat(deps.orm.em.fork(), deps.locks, deps.clock, deps.config.hold, {
+          userId,
+          concertId: req.concertId,
+          date: req.date,
+          seatNumber: req.seatNumber,
+        });
+        deps.reservationMetrics.granted(lock);
+        return { reservation: toReservationInit(reservation) };
+      } catch (err) {
+        deps.reservationMetrics.refused(errorReason(err) ?? "ERROR");
+        throw err;
+      }
     },
     async cancelHold(req, ctx) {
       const { userId } = requireCaller(ctx);
