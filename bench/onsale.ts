@@ -1,0 +1,218 @@
+/**
+ * The on-sale moment end to end (issue 6, scenario 4): N buyers join the
+ * queue at once, are admitted in waves, list dates and seats, race for 500
+ * seats (1 concert x 10 dates x 50), and the winners charge and pay. Run on
+ * 1 server instance and on 3 instances sharing one PostgreSQL and Redis
+ * (Redlock over 3 Redis nodes), each from separate load processes over
+ * @grpc/grpc-js. Prints per-RPC throughput and p50/p95/p99, business
+ * refusals apart from errors, where the CPU went, and the invariant check.
+ *
+ *   npm run bench:onsale              10,000 buyers, 1 and 3 instances
+ *   npm run bench:onsale -- --quick   2,000 buyers
+ */
+import { fork, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Client } from "pg";
+import { startPostgres, startRedis, type PostgresServer, type RedisServer } from "../test/harness/services";
+import { cpuMeter, pidsByName } from "./lib/cpu";
+import { fmt, percentile, table } from "./lib/load";
+import type { WorkerReport } from "./lib/onsale-worker";
+import { startServerProcess, type ServerProcess } from "./lib/server-process";
+
+const QUICK = process.argv.includes("--quick");
+const BUYERS = QUICK ? 2_000 : 10_000;
+const LOAD_PROCESSES = 2;
+const DEADLINE_MS = QUICK ? 60_000 : 180_000;
+const CONCERT = "onsale-2027";
+const DATES = Array.from({ length: 10 }, (_, i) => `2027-09-${String(i + 1).padStart(2, "0")}`);
+const ROOT = join(__dirname, "..");
+
+export interface OnsaleResult {
+  instances: number;
+  buyers: number;
+  seconds: number;
+  seatsSold: number;
+  rpcs: Record<string, { calls: number; perSecond: number; p50: number; p95: number; p99: number }>;
+  refusals: Record<string, number>;
+  errors: Record<string, number>;
+  outcomes: Record<string, number>;
+  queueWait: { p50: number; p99: number };
+  cpuPercent: Record<string, number>;
+  invariants: { ok: boolean; output: string };
+}
+
+async function seedCatalog(url: string): Promise<void> {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(`insert into concert (id, title, artist, venue) values ($1, 'On-sale benchmark', 'Bench', 'Loopback Arena')`, [CONCERT]);
+    for (const date of DATES) {
+      const { rows } = await c.query(`insert into concert_date (concert_id, date, starts_at) values ($1, $2, $3) returning id`, [CONCERT, date, new Date(`${date}T10:00:00Z`)]);
+      await c.query(`insert into seat (concert_date_id, seat_number, price) select $1, n, 100000 + n * 1000 from generate_series(1, 50) n`, [rows[0].id]);
+    }
+  } finally {
+    await c.end();
+  }
+}
+
+async function seatsSold(url: string): Promise<number> {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    return Number((await c.query(`select count(*) from seat where sold_reservation_id is not null`)).rows[0].count);
+  } finally {
+    await c.end();
+  }
+}
+
+function merge(reports: WorkerReport[]): WorkerReport {
+  const out: WorkerReport = { latencies: {}, refusals: {}, errors: {}, outcomes: {}, queueWaits: [] };
+  for (const r of reports) {
+    for (const [k, v] of Object.entries(r.latencies)) (out.latencies[k] ??= []).push(...v);
+    for (const key of ["refusals", "errors", "outcomes"] as const) for (const [k, v] of Object.entries(r[key])) out[key][k] = (out[key][k] ?? 0) + v;
+    out.queueWaits.push(...r.queueWaits);
+  }
+  return out;
+}
+
+export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instances: number): Promise<OnsaleResult> {
+  const dbName = `onsale_${instances}_${Date.now()}`;
+  const admin = new Client({ connectionString: pg.adminUrl });
+  await admin.connect();
+  await admin.query(`create database "${dbName}"`);
+  await admin.end();
+  const url = pg.adminUrl.replace(/\/postgres$/, `/${dbName}`);
+  const env = {
+    DATABASE_URL: url,
+    REDIS_URLS: redis.map((r) => r.url).join(","),
+    QUEUE_REDIS_PREFIX: `onsale:${dbName}:`,
+    QUEUE_MAX_ACTIVE: "1000",
+    QUEUE_ADMIT_PER_SECOND: "500",
+    QUEUE_ACTIVE_TTL: "2m",
+    QUEUE_IDLE_TTL: "2m",
+    HOLD_MAX_PER_USER: "1",
+    DB_POOL_MAX: instances === 1 ? "16" : "8",
+    SEED_DEMO_CATALOG: "false",
+  };
+  // The first instance applies the migrations; the others start on a migrated schema.
+  const servers: ServerProcess[] = [await startServerProcess(env)];
+  for (let i = 1; i < instances; i++) servers.push(await startServerProcess(env));
+  await seedCatalog(url);
+
+  const deadline = Date.now() + DEADLINE_MS;
+  const per = Math.ceil(BUYERS / LOAD_PROCESSES);
+  const workers: ChildProcess[] = [];
+  const reports: Promise<WorkerReport>[] = [];
+  const meter = cpuMeter({
+    [`server x${instances}`]: () => servers.map((s) => s.pid),
+    "load processes": () => workers.map((w) => w.pid!).filter(Boolean),
+    postgres: () => pidsByName("postgres"),
+    redis: () => redis.map((r) => r.pid),
+  });
+  const started = performance.now();
+  for (let k = 0; k < LOAD_PROCESSES; k++) {
+    const users: [number, number] = [k * per, Math.min(BUYERS, (k + 1) * per)];
+    const w = fork(join(__dirname, "lib", "onsale-worker.ts"), [], {
+      cwd: ROOT,
+      execArgv: ["--import", "tsx"],
+      env: { ...process.env, ONSALE_INPUT: JSON.stringify({ ports: servers.map((s) => s.port), users, concertId: CONCERT, deadline, maxHoldAttempts: 8 }) },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    workers.push(w);
+    reports.push(
+      new Promise((resolve, reject) => {
+        w.once("message", (m) => resolve(m as WorkerReport));
+        w.once("exit", (code) => code !== 0 && reject(new Error(`load process exited with ${code}`)));
+      }),
+    );
+  }
+  meter.start();
+  // Tell the buyers still in line once every seat is sold: they leave instead of waiting for nothing.
+  const total = DATES.length * 50;
+  const watcher = setInterval(async () => {
+    if ((await seatsSold(url).catch(() => 0)) >= total) {
+      clearInterval(watcher);
+      workers.forEach((w) => w.connected && w.send("sold-out"));
+    }
+  }, 250);
+  const merged = merge(await Promise.all(reports));
+  clearInterval(watcher);
+  const seconds = (performance.now() - started) / 1000;
+  const cpuPercent = meter.stop();
+  const sold = await seatsSold(url);
+  await Promise.all(servers.map((s) => s.stop()));
+
+  const check = spawnSync(join(ROOT, "node_modules", ".bin", "tsx"), ["src/cli/check-invariants.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: "warn" },
+    encoding: "utf8",
+  });
+  const rpcs: OnsaleResult["rpcs"] = {};
+  for (const [name, lat] of Object.entries(merged.latencies)) {
+    const sorted = Float64Array.from(lat).sort();
+    rpcs[name] = { calls: lat.length, perSecond: lat.length / seconds, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99) };
+  }
+  const waits = Float64Array.from(merged.queueWaits).sort();
+  return {
+    instances,
+    buyers: BUYERS,
+    seconds,
+    seatsSold: sold,
+    rpcs,
+    refusals: merged.refusals,
+    errors: merged.errors,
+    outcomes: merged.outcomes,
+    queueWait: { p50: percentile(waits, 50), p99: percentile(waits, 99) },
+    cpuPercent,
+    invariants: { ok: check.status === 0, output: (check.stdout + check.stderr).trim() },
+  };
+}
+
+export function printOnsale(r: OnsaleResult): void {
+  const order = ["IssueToken", "ListAvailableDates", "ListAvailableSeats", "HoldSeat", "ChargeBalance", "PayReservation"];
+  console.log(`\non-sale, ${r.instances} instance(s), ${r.buyers.toLocaleString("en-US")} buyers: ${r.seatsSold} of 500 seats sold in ${r.seconds.toFixed(1)} s`);
+  console.log(
+    table(
+      order
+        .filter((n) => r.rpcs[n])
+        .map((n) => ({ rpc: n, calls: r.rpcs[n].calls, "calls/s": r.rpcs[n].perSecond, "p50 ms": r.rpcs[n].p50, "p95 ms": r.rpcs[n].p95, "p99 ms": r.rpcs[n].p99 })),
+    ),
+  );
+  console.log(`refusals (business): ${JSON.stringify(r.refusals)}`);
+  console.log(`errors: ${Object.keys(r.errors).length ? JSON.stringify(r.errors) : "none"}`);
+  console.log(`buyers: ${JSON.stringify(r.outcomes)}; queue wait p50 ${fmt(r.queueWait.p50)} ms, p99 ${fmt(r.queueWait.p99)} ms`);
+  console.log(`CPU (% of one core; 200 % = both): ${Object.entries(r.cpuPercent).map(([k, v]) => `${k} ${v.toFixed(0)} %`).join(", ")}`);
+  console.log(`invariants: ${r.invariants.ok ? "all hold" : "VIOLATED\n" + r.invariants.output}`);
+}
+
+async function main() {
+  const pg = await startPostgres();
+  const redis = await Promise.all([startRedis(), startRedis(), startRedis()]);
+  try {
+    const one = await runOnsale(pg, redis.slice(0, 1), 1);
+    printOnsale(one);
+    const three = await runOnsale(pg, redis, 3);
+    printOnsale(three);
+    const rate = (r: OnsaleResult) => Object.values(r.rpcs).reduce((n, x) => n + x.calls, 0) / r.seconds;
+    console.log(
+      `\n3 instances ÷ 1 instance: ${(rate(three) / rate(one)).toFixed(2)} (all RPCs per second), ` +
+        `sell-out time ${three.seconds.toFixed(1)} s vs ${one.seconds.toFixed(1)} s`,
+    );
+    const dir = join(__dirname, "results");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `onsale-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+    writeFileSync(file, JSON.stringify({ quick: QUICK, one, three }, null, 2));
+    console.log(`JSON: ${file}`);
+  } finally {
+    await Promise.all(redis.map((r) => r.stop()));
+    pg.stop();
+  }
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
