@@ -38,14 +38,16 @@ async function blockCatalog(): Promise<() => Promise<void>> {
   };
 }
 
-/** Resolves once some backend of this database waits for a lock: the call is in flight. */
-async function untilSomeoneWaits(): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const { rows } = await blocker.query("select count(*)::int as n from pg_locks l join pg_database d on d.oid = l.database where not l.granted and d.datname = current_database()");
-    if (rows[0].n > 0) return;
+/** Resolves once `calls` backends of this database wait for a lock: those calls are in flight. */
+async function untilWaiting(calls: number): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const { rows } = await blocker.query(
+      "select count(*)::int as n from pg_locks l join pg_database d on d.oid = l.database where not l.granted and d.datname = current_database()",
+    );
+    if (rows[0].n >= calls) return;
     await new Promise((r) => setTimeout(r, 25));
   }
-  throw new Error("no call ever waited for the lock");
+  throw new Error(`fewer than ${calls} calls ever waited for the lock`);
 }
 
 function refusesConnections(port: number): Promise<boolean> {
@@ -76,7 +78,7 @@ test("close(): in-flight gRPC and HTTP/1.1 calls finish, Watch streams end UNAVA
       headers: { "content-type": "application/json" },
       body: "{}",
     });
-    await untilSomeoneWaits();
+    await untilWaiting(2); // both calls are inside the server before it starts closing
 
     const started = Date.now();
     let closed = false;
@@ -117,7 +119,7 @@ test("close(): calls still running when the grace period ends are cut off", asyn
       () => "completed",
       (err: grpc.ServiceError) => err.code,
     );
-    await untilSomeoneWaits();
+    await untilWaiting(1);
     const started = Date.now();
     await server.server.close(300);
     expect(Date.now() - started).toBeLessThan(3_000);
