@@ -15,10 +15,18 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
+export interface ServerProcessOptions {
+  /**
+   * Extra node flags for the server process (e.g. `--cpu-prof`): tsx hands
+   * flags before the script to node. (NODE_OPTIONS refuses --cpu-prof.)
+   */
+  nodeFlags?: string[];
+}
+
 /** The real server as its own process (`tsx src/main.ts`), as an operator runs it. */
-export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
+export async function startServerProcess(env: Record<string, string>, options: ServerProcessOptions = {}): Promise<ServerProcess> {
   const port = await freePort();
-  const child = spawn(join(ROOT, "node_modules", ".bin", "tsx"), ["src/main.ts"], {
+  const child = spawn(join(ROOT, "node_modules", ".bin", "tsx"), [...(options.nodeFlags ?? []), "src/main.ts"], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: "warn", HOST: "127.0.0.1", PORT: String(port), ...env },
     stdio: ["ignore", "inherit", "inherit"],
