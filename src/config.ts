@@ -15,21 +15,33 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * UNIT_MS[(m[2] ?? "ms") as keyof typeof UNIT_MS];
 }
 
-const duration = (fallback: string) =>
+/** A duration with a floor: a zero tick would spin, a zero TTL would expire everything at once. */
+const duration = (fallback: string, minMs: number) =>
   z
     .string()
     .default(fallback)
     .transform((v, ctx) => {
       try {
-        return parseDuration(v);
+        const ms = parseDuration(v);
+        if (ms < minMs) {
+          ctx.addIssue({ code: "custom", message: `must be at least ${minMs} ms` });
+          return z.NEVER;
+        }
+        return ms;
       } catch (e) {
         ctx.addIssue({ code: "custom", message: (e as Error).message });
         return z.NEVER;
       }
     });
 
+/** Digits only: " " or "8e3" are mistakes, not numbers. */
 const int = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max).default(fallback);
+  z
+    .string()
+    .regex(/^\d+$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .default(String(fallback) as never);
 
 const list = z
   .string()
@@ -48,7 +60,7 @@ const schema = z.object({
   PORT: int(8080, 0, 65535),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   CORS_ORIGINS: list,
-  SHUTDOWN_GRACE: duration("10s"),
+  SHUTDOWN_GRACE: duration("10s", 0),
 
   DATABASE_URL: z.string().url().optional(),
   DB_POOL_MAX: int(10, 1, 200),
@@ -61,14 +73,14 @@ const schema = z.object({
 
   QUEUE_MAX_ACTIVE: int(500, 1),
   QUEUE_ADMIT_PER_SECOND: int(50, 1),
-  QUEUE_ACTIVE_TTL: duration("10m"),
-  QUEUE_IDLE_TTL: duration("2m"),
-  QUEUE_TICK: duration("250ms"),
+  QUEUE_ACTIVE_TTL: duration("10m", 1000),
+  QUEUE_IDLE_TTL: duration("2m", 1000),
+  QUEUE_TICK: duration("250ms", 10),
 
-  HOLD_TTL: duration("5m"),
+  HOLD_TTL: duration("5m", 1000),
   HOLD_MAX_PER_USER: int(4, 1, 50),
-  HOLD_LOCK_TTL: duration("2s"),
-  HOLD_SWEEP_INTERVAL: duration("30s"),
+  HOLD_LOCK_TTL: duration("2s", 10),
+  HOLD_SWEEP_INTERVAL: duration("30s", 1000),
 
   CHARGE_MAX: int(10_000_000, 1),
   BALANCE_MAX: int(1_000_000_000_000, 1),

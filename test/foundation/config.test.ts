@@ -70,6 +70,11 @@ describe("loadConfig", () => {
     ["SEED_DEMO_CATALOG", "maybe"],
     ["DB_POOL_MAX", "0"],
     ["HOLD_MAX_PER_USER", "51"],
+    ["PORT", " "],
+    ["PORT", "8e3"],
+    ["QUEUE_TICK", "0"],
+    ["HOLD_TTL", "0s"],
+    ["QUEUE_ACTIVE_TTL", "500ms"],
   ])("%s=%p fails with a message naming the variable", (name, value) => {
     let thrown: unknown;
     try {
