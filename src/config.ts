@@ -41,7 +41,7 @@ const int = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
     .regex(/^\d+$/, "must be a whole number")
     .transform(Number)
     .pipe(z.number().int().min(min).max(max))
-    .default(String(fallback) as never);
+    .prefault(String(fallback));
 
 const list = z
   .string()
