@@ -225,9 +225,11 @@ async function pgbench(pgbin: string, port: number, clients: number, secs: numbe
   };
 }
 
-async function checkInvariants(databaseUrl: string): Promise<{ ok: boolean; output: string }> {
+/** "ok", "VIOLATED" (a rule broken), or "CHECK FAILED" (the checker itself did not run through). */
+async function checkInvariants(databaseUrl: string): Promise<{ ok: boolean; verdict: string; output: string }> {
   const r = await run("npm", ["run", "--silent", "check:invariants"], { DATABASE_URL: databaseUrl, LOG_LEVEL: "warn" });
-  return { ok: r.code === 0, output: r.out.trim() };
+  const verdict = r.code === 0 ? "ok" : /^\s*VIOLATED/m.test(r.out) ? "VIOLATED" : "CHECK FAILED";
+  return { ok: r.code === 0, verdict, output: r.out.trim() };
 }
 
 function newestProfile(dir: string): string | undefined {
@@ -329,7 +331,7 @@ async function main() {
         "÷ pgbench": `${(100 * ratio).toFixed(0)} %`,
         "CPU s/1k pay: server, pg, bench": `${perK(serverCpu).toFixed(2)}, ${perK(pgCpu).toFixed(2)}, ${perK(benchCpu).toFixed(2)}`,
         "pg CPU s/1k pgbench tx": base.pgCpuPerKTx?.toFixed(2) ?? "",
-        invariants: inv.ok ? "ok" : "VIOLATED",
+        invariants: inv.verdict,
       });
       (results.levels as unknown[]).push({
         clients: c,
@@ -345,7 +347,7 @@ async function main() {
       });
       console.log(
         `  ${c} clients: ${pay.perSecond.toFixed(0)} payments/s (p50 ${pay.p50.toFixed(1)} ms, p99 ${pay.p99.toFixed(1)} ms, ${pay.errors} errors), ` +
-          `pgbench ${base.tps.toFixed(0)} tps -> ${(100 * ratio).toFixed(0)} %; ${confirmed} confirmed; invariants ${inv.ok ? "ok" : "VIOLATED"}` +
+          `pgbench ${base.tps.toFixed(0)} tps -> ${(100 * ratio).toFixed(0)} %; ${confirmed} confirmed; invariants ${inv.verdict}` +
           (ranOut ? " [prepared supply ran out before the time: raise SUPPLY_HEADROOM]" : ""),
       );
       if (pay.errorSamples.length) console.log(`    errors: ${pay.errorSamples.join(" | ")}`);
