@@ -33,6 +33,13 @@ interface LockedReservation {
   status: string;
   /** The hold is unexpired at this transaction's `now`. */
   live: boolean;
+  /** Raw timestamptz text (the ORM's type parsers keep it a string). */
+  hold_expires_at: string;
+  created_at: string;
+  seat_number: number;
+  concert_id: string;
+  /** "YYYY-MM-DD" */
+  date: string;
 }
 
 /**
@@ -61,8 +68,13 @@ export async function payReservation(
   try {
     const paid = await em.transactional(async (tx) => {
       const now = clock.now();
+      // Also reads what the answer shows of the reservation (seat, show), so
+      // nothing is read again after commit. Only the reservation row is locked.
       const [r] = await tx.execute<LockedReservation[]>(
-        `select id, user_id, seat_id, amount, status, hold_expires_at > ? as live from reservation where id = ? for update`,
+        `select r.id, r.user_id, r.seat_id, r.amount, r.status, r.hold_expires_at > ? as live, r.hold_expires_at, r.created_at,
+                s.seat_number, d.concert_id, d.date
+         from reservation r join seat s on s.id = r.seat_id join concert_date d on d.id = s.concert_date_id
+         where r.id = ? for update of r`,
         [now, input.reservationId],
       );
       if (!r || r.user_id !== input.userId) throw notFound(RESERVATION_NOT_FOUND, `no reservation ${input.reservationId}`);
@@ -96,9 +108,22 @@ export async function payReservation(
         [now, r.id],
       );
       if (confirmed.length !== 1) throw holdExpired();
-      return { payment: { id: paymentId, reservationId: r.id, amount, paidAt: now }, balance };
+      const platform = tx.getPlatform();
+      const reservation: ReservationView = {
+        id: r.id,
+        userId: r.user_id,
+        concertId: r.concert_id,
+        date: r.date,
+        seatNumber: r.seat_number,
+        amount,
+        status: "CONFIRMED",
+        holdExpiresAt: platform.parseDate(r.hold_expires_at),
+        createdAt: platform.parseDate(r.created_at),
+        confirmedAt: now,
+      };
+      return { reservation, payment: { id: paymentId, reservationId: r.id, amount, paidAt: now }, balance };
     });
-    return { ...paid, reservation: await getReservation(em.fork(), clock, input.reservationId) };
+    return paid;
   } catch (err) {
     // A racing call with the same key committed first (we either hit its unique
     // key or found the reservation already paid): answer with its result.
