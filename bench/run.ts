@@ -1,0 +1,83 @@
+/**
+ * The whole benchmark suite (issue 6): each scenario runs as its own program
+ * on its own services, one after another so they never share the 2 cores,
+ * then the ratios that matter are printed side by side and saved as JSON.
+ *
+ *   npm run bench              full: 1M waiting, 10,000 buyers, 1 and 3 instances
+ *   npm run bench -- --quick   a smaller pass of every scenario
+ *
+ * Scenarios: bare RPC, token storm, polling and streaming (bench/queue.ts);
+ * on-sale hold race (bench/holds.ts); payments beside pgbench TPC-B
+ * (bench/payments.ts); the full on-sale flow on 1 and 3 instances
+ * (bench/onsale.ts); redis-benchmark for the queue's commands (bench/limits.ts).
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { table } from "./lib/load";
+
+const QUICK = process.argv.includes("--quick");
+const ROOT = join(__dirname, "..");
+const RESULTS = join(__dirname, "results");
+const SCENARIOS = ["queue", "holds", "payments", "onsale", "limits"] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+/** The JSON a scenario wrote during this suite run. */
+function newestResult(name: Scenario, since: number): any {
+  const files = readdirSync(RESULTS)
+    .filter((f) => f.startsWith(`${name}-`) && f.endsWith(".json"))
+    .map((f) => ({ f, t: statSync(join(RESULTS, f)).mtimeMs }))
+    .filter((x) => x.t >= since)
+    .sort((a, b) => b.t - a.t);
+  return files.length ? JSON.parse(readFileSync(join(RESULTS, files[0].f), "utf8")) : undefined;
+}
+
+const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? "n/a" : `${(100 * x).toFixed(0)} %`);
+const num = (x: number | undefined, digits = 0) => (x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(digits));
+
+function main() {
+  mkdirSync(RESULTS, { recursive: true });
+  const started = Date.now();
+  const ran: Record<string, { exitCode: number | null; seconds: number; result: any }> = {};
+  for (const name of SCENARIOS) {
+    const t0 = Date.now();
+    console.log(`\n======== ${name} ${QUICK ? "(quick)" : ""} ========`);
+    const r = spawnSync(join(ROOT, "node_modules", ".bin", "tsx"), [join("bench", `${name}.ts`), ...(QUICK ? ["--quick"] : [])], {
+      cwd: ROOT,
+      stdio: "inherit",
+      timeout: 40 * 60_000,
+    });
+    ran[name] = { exitCode: r.status, seconds: (Date.now() - t0) / 1000, result: newestResult(name, t0) };
+  }
+
+  const q = ran.queue.result;
+  const levels: number[] = q ? Object.keys(q.statusP99 ?? {}).map(Number).sort((a, b) => a - b) : [];
+  const top = levels[levels.length - 1];
+  const h = ran.holds.result;
+  const p = ran.payments.result;
+  const o = ran.onsale.result;
+  const rate = (r: any) => (r ? Object.values(r.rpcs as Record<string, { calls: number }>).reduce((n, x) => n + x.calls, 0) / r.seconds : NaN);
+  const rows = [
+    { ratio: `token issue ÷ bare RPC (${top?.toLocaleString("en-US")} waiting)`, value: pct(q?.tokenIssueToBare?.[top]), aim: "≥ 50 %" },
+    { ratio: `status p99 at ${top?.toLocaleString("en-US")} ÷ at 1,000 waiting`, value: num(q?.statusP99?.[top] / q?.statusP99?.[1000], 2), aim: "≤ 1.5" },
+    { ratio: `Redis bytes per waiting user (${top?.toLocaleString("en-US")})`, value: num(q?.redisBytesPerWaitingUser?.[top]), aim: "≤ 150" },
+    { ratio: "server memory per open stream (KiB, RSS)", value: num(q?.streams?.rssBytesPerStream / 1024, 1), aim: "" },
+    { ratio: "hold ÷ bare RPC (on-sale race)", value: pct(h?.holdToBare), aim: "≥ 30 %" },
+    { ratio: "hold p99 (ms) in the race", value: num(h?.race?.rpc?.HoldSeat?.p99, 1), aim: "< 100" },
+    { ratio: "winners per seat", value: h ? (h.winners?.ok ? "exactly 1" : "NOT 1") : "n/a", aim: "1" },
+    ...((p?.levels ?? []) as { clients: number; ratio: number }[]).map((l) => ({ ratio: `payments ÷ pgbench TPS, ${l.clients} clients`, value: pct(l.ratio), aim: "≥ 60 %" })),
+    { ratio: "3 instances ÷ 1 instance (all RPCs/s, on-sale flow)", value: num(rate(o?.three) / rate(o?.one), 2), aim: "report" },
+    { ratio: "on-sale errors (1 / 3 instances)", value: o ? `${Object.keys(o.one.errors).length} / ${Object.keys(o.three.errors).length}` : "n/a", aim: "0" },
+    { ratio: "on-sale invariants (1 / 3 instances)", value: o ? `${o.one.invariants.ok ? "hold" : "VIOLATED"} / ${o.three.invariants.ok ? "hold" : "VIOLATED"}` : "n/a", aim: "hold" },
+  ];
+  console.log(`\n======== summary (${QUICK ? "quick" : "full"}, ${((Date.now() - started) / 1000).toFixed(0)} s) ========`);
+  console.log(table(Object.entries(ran).map(([name, r]) => ({ scenario: name, "exit code": String(r.exitCode), seconds: r.seconds, "JSON written": r.result ? "yes" : "no" }))));
+  console.log();
+  console.log(table(rows));
+  const file = join(RESULTS, `suite-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, JSON.stringify({ quick: QUICK, ratios: rows, scenarios: ran }, null, 2));
+  console.log(`\nJSON: ${file}`);
+  if (Object.values(ran).some((r) => r.exitCode !== 0)) process.exitCode = 1;
+}
+
+main();
