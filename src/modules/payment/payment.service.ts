@@ -4,7 +4,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Clock } from "../../platform/clock.js";
 import { errorReason, failedPrecondition, notFound } from "../../platform/errors.js";
 import { getReservation, RESERVATION_NOT_FOUND, type ReservationView } from "../reservation/reservation.service.js";
-import { appendEntry, debit } from "../wallet/wallet.service.js";
+import { debitWithEntry } from "../wallet/wallet.service.js";
 
 export interface PaymentView {
   id: string;
@@ -91,23 +91,22 @@ export async function payReservation(
       );
       if (sold.length !== 1) throw holdExpired();
 
-      const balance = await debit(tx, now, input.userId, amount);
+      const balance = await debitWithEntry(tx, now, { userId: input.userId, amount, idempotencyKey: key, reservationId: r.id });
       await options.afterDebit?.();
+      // Confirm the reservation and record the payment in one statement: the
+      // insert takes its row from the update, so no payment without the confirmation.
       const paymentId = randomUUID();
-      await tx.execute(`insert into payment (id, reservation_id, user_id, amount, idempotency_key, created_at) values (?, ?, ?, ?, ?, ?)`, [
-        paymentId,
-        r.id,
-        input.userId,
-        amount,
-        key ?? null,
-        now,
-      ]);
-      await appendEntry(tx, now, { userId: input.userId, kind: "PAYMENT", amount: -amount, balanceAfter: balance, idempotencyKey: key, reservationId: r.id });
-      const confirmed = await tx.execute<{ id: string }[]>(
-        `update reservation set status = 'CONFIRMED', confirmed_at = ?, version = version + 1 where id = ? and status = 'HELD' returning id`,
-        [now, r.id],
+      const recorded = await tx.execute<{ id: string }[]>(
+        `with confirmed as (
+           update reservation set status = 'CONFIRMED', confirmed_at = ?, version = version + 1
+           where id = ? and status = 'HELD' returning id
+         )
+         insert into payment (id, reservation_id, user_id, amount, idempotency_key, created_at)
+         select ?, id, ?, ?, ?, ? from confirmed
+         returning id`,
+        [now, r.id, paymentId, input.userId, amount, key ?? null, now],
       );
-      if (confirmed.length !== 1) throw holdExpired();
+      if (recorded.length !== 1) throw holdExpired();
       const platform = tx.getPlatform();
       const reservation: ReservationView = {
         id: r.id,

@@ -99,24 +99,35 @@ export async function appendEntry(
 }
 
 /**
- * Takes `amount` from the wallet inside the caller's transaction, or refuses
- * with INSUFFICIENT_BALANCE. The guard is in the UPDATE itself, so two
- * concurrent debits can never both pass on the same money.
+ * Takes `amount` from the wallet and writes its PAYMENT ledger line, inside
+ * the caller's transaction and in one statement (the ledger insert reads the
+ * new balance from the update), or refuses with INSUFFICIENT_BALANCE. The
+ * guard is in the UPDATE itself, so two concurrent debits can never both pass
+ * on the same money. Returns the balance after the debit.
  */
-export async function debit(tx: EntityManager, now: Date, userId: string, amount: number): Promise<number> {
-  const [row] = await tx.execute<{ balance: string }[]>(
-    `update wallet set balance = balance - ?, version = version + 1, updated_at = ?
-     where user_id = ? and balance >= ? returning balance`,
-    [amount, now, userId, amount],
+export async function debitWithEntry(
+  tx: EntityManager,
+  now: Date,
+  e: { userId: string; amount: number; idempotencyKey?: string; reservationId: string },
+): Promise<number> {
+  const [row] = await tx.execute<{ balance_after: string }[]>(
+    `with debited as (
+       update wallet set balance = balance - ?, version = version + 1, updated_at = ?
+       where user_id = ? and balance >= ? returning user_id, balance
+     )
+     insert into wallet_entry (id, user_id, kind, amount, balance_after, idempotency_key, reservation_id, created_at)
+     select ?, user_id, 'PAYMENT', ?, balance, ?, ?, ? from debited
+     returning balance_after`,
+    [e.amount, now, e.userId, e.amount, randomUUID(), -e.amount, e.idempotencyKey ?? null, e.reservationId, now],
   );
   if (!row) {
-    const balance = await getBalance(tx, userId);
-    throw failedPrecondition("INSUFFICIENT_BALANCE", `the balance (${balance} won) does not cover ${amount} won`, {
+    const balance = await getBalance(tx, e.userId);
+    throw failedPrecondition("INSUFFICIENT_BALANCE", `the balance (${balance} won) does not cover ${e.amount} won`, {
       balance: String(balance),
-      required: String(amount),
+      required: String(e.amount),
     });
   }
-  return Number(row.balance);
+  return Number(row.balance_after);
 }
 
 async function findByKey(em: EntityManager, userId: string, key: string) {
