@@ -146,10 +146,18 @@ interface PaymentRow {
   balance_after: string;
 }
 
+/**
+ * The payment made earlier with this key, and the balance its debit left.
+ * Runs before every keyed payment, so it must stay an index lookup: the
+ * payment's ledger line carries the same key, so the join goes through the
+ * ledger's unique (user_id, idempotency_key) index. (wallet_entry has no index
+ * on reservation_id; joining on that alone scanned the whole ledger.)
+ */
 async function findPaymentByKey(em: EntityManager, userId: string, key: string): Promise<PaymentRow | undefined> {
   const [row] = await em.execute<PaymentRow[]>(
     `select p.id, p.reservation_id, p.amount, p.created_at, e.balance_after
-     from payment p join wallet_entry e on e.reservation_id = p.reservation_id and e.kind = 'PAYMENT'
+     from payment p join wallet_entry e
+       on e.user_id = p.user_id and e.idempotency_key = p.idempotency_key and e.reservation_id = p.reservation_id and e.kind = 'PAYMENT'
      where p.user_id = ? and p.idempotency_key = ?`,
     [userId, key],
   );
