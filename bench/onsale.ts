@@ -10,12 +10,13 @@
  *   npm run bench:onsale              10,000 buyers, 1 and 3 instances
  *   npm run bench:onsale -- --quick   2,000 buyers
  */
-import { fork, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { fork, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
 import { startPostgres, startRedis, type PostgresServer, type RedisServer } from "../test/harness/services";
-import { cpuMeter, pidsByName } from "./lib/cpu";
+import { cpuMeter } from "./lib/cpu";
+import { runInvariantChecker } from "./lib/invariants";
 import { fmt, percentile, table } from "./lib/load";
 import type { WorkerReport } from "./lib/onsale-worker";
 import { startServerProcess, type ServerProcess } from "./lib/server-process";
@@ -107,7 +108,8 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
   const meter = cpuMeter({
     [`server x${instances}`]: () => servers.map((s) => s.pid),
     "load processes": () => workers.map((w) => w.pid!).filter(Boolean),
-    postgres: () => pidsByName("postgres"),
+    // This run's own PostgreSQL (its postmaster and every backend under it), not others on the machine.
+    postgres: () => [Number(readFileSync(join(pg.dataDir, "postmaster.pid"), "utf8").split("\n")[0])],
     redis: () => redis.map((r) => r.pid),
   });
   const started = performance.now();
@@ -143,11 +145,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
   const sold = await seatsSold(url);
   await Promise.all(servers.map((s) => s.stop()));
 
-  const check = spawnSync(join(ROOT, "node_modules", ".bin", "tsx"), ["src/cli/check-invariants.ts"], {
-    cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: "warn" },
-    encoding: "utf8",
-  });
+  const check = await runInvariantChecker(url);
   const rpcs: OnsaleResult["rpcs"] = {};
   for (const [name, lat] of Object.entries(merged.latencies)) {
     const sorted = Float64Array.from(lat).sort();
@@ -165,7 +163,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
     outcomes: merged.outcomes,
     queueWait: { p50: percentile(waits, 50), p99: percentile(waits, 99) },
     cpuPercent,
-    invariants: { ok: check.status === 0, output: (check.stdout + check.stderr).trim() },
+    invariants: { ok: check.ok, output: check.output.trim() },
   };
 }
 

@@ -18,20 +18,6 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-/** All PIDs whose command name is `comm` (e.g. every PostgreSQL backend). */
-export function pidsByName(comm: string): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === comm) out.push(Number(entry));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-
 /** The given processes and all their descendants (a launcher like tsx runs the real work in a child). */
 export function withDescendants(roots: number[]): number[] {
   const children = new Map<number, number[]>();
