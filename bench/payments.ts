@@ -18,6 +18,7 @@
  *   npm run bench:payments -- --profile    also CPU-profile the server during the payment load
  *   options: --clients 8,32  --secs 5  --scale 32 (pgbench)  --pool 16 (server DB_POOL_MAX)
  *            --no-key (pay without an idempotency key)
+ *            --history 200000 (other users' wallets and ledger lines first, as a database in service has)
  */
 import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
@@ -32,7 +33,7 @@ import { grpc, unary } from "../test/e2e/grpc-js";
 import { postgresBinDir, startPostgres, startRedis } from "../test/harness/services";
 import { formatSummary, summarizeProfile, type ProfileSummary, type Window } from "./lib/cpu-profile";
 import { runLoad, table, type LoadResult } from "./lib/load";
-import { postmasterPid, treeCpuSeconds } from "./lib/proc-cpu";
+import { backendCpuSeconds, postmasterPid, treeCpuSeconds } from "./lib/proc-cpu";
 import { startServerProcess, type ServerProcess } from "./lib/server-process";
 
 const ROOT = join(__dirname, "..");
@@ -47,6 +48,8 @@ const PROFILE = flag("--profile");
 const WITH_KEY = !flag("--no-key");
 const CLIENTS = (option("--clients") ?? "8,32,128").split(",").map(Number);
 const SECS = Number(option("--secs") ?? (QUICK ? 3 : 10));
+/** Ledger rows of other users written before the run, as a database in service has (0 = a fresh database). */
+const HISTORY = Number(option("--history") ?? 0);
 /**
  * pgbench scale: TPC-B updates one of `scale` branch rows per transaction, so
  * with fewer branches than clients it measures lock waits on those rows, not
@@ -180,8 +183,8 @@ interface PgbenchResult {
   /** pgbench's own summary figure (without connection time, but with the cold first second). */
   summaryTps: number;
   latencyAvgMs: number;
-  /** CPU seconds of all PostgreSQL processes per 1,000 transactions. */
-  pgCpuPerKTx?: number;
+  /** CPU milliseconds of pgbench's backends per transaction, steady seconds only. */
+  pgCpuMsPerTx?: number;
 }
 
 /**
@@ -194,10 +197,10 @@ interface PgbenchResult {
  */
 async function pgbench(pgbin: string, port: number, clients: number, secs: number, pgPid?: number): Promise<PgbenchResult> {
   const total = secs + 1 + Math.ceil(clients / 32);
-  // PostgreSQL's CPU sampled through the run, to charge only the steady seconds (backend start-up is not a transaction's cost).
+  // pgbench's backends' CPU, sampled through the run to charge only the steady seconds (backend start-up is not a transaction's cost).
   const cpuAt: { ms: number; cpu: number }[] = [];
   const t0 = performance.now();
-  const sample = () => pgPid && cpuAt.push({ ms: performance.now() - t0, cpu: treeCpuSeconds(pgPid) });
+  const sample = () => pgPid && cpuAt.push({ ms: performance.now() - t0, cpu: backendCpuSeconds(pgPid, "pgbench") });
   sample();
   const sampler = setInterval(sample, 250);
   const r = await run(join(pgbin, "pgbench"), [
@@ -221,7 +224,7 @@ async function pgbench(pgbin: string, port: number, clients: number, secs: numbe
     tps: mean((p) => p.tps),
     summaryTps: Number(summary[1]),
     latencyAvgMs: mean((p) => p.lat),
-    pgCpuPerKTx: pgPid ? (1000 * (cpuNear(to) - cpuNear(from))) / steadyTx : undefined,
+    pgCpuMsPerTx: pgPid ? (1000 * (cpuNear(to) - cpuNear(from))) / steadyTx : undefined,
   };
 }
 
@@ -245,14 +248,17 @@ async function main() {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const resultsDir = join(__dirname, "results");
   const profileDir = join(resultsDir, `payments-profile-${stamp}`);
-  console.log(`payments benchmark (${QUICK ? "quick" : "full"}${PROFILE ? ", CPU profile" : ""}): ${SECS} s per measurement, clients ${CLIENTS.join("/")}, pgbench scale ${SCALE}`);
+  console.log(
+    `payments benchmark (${QUICK ? "quick" : "full"}${PROFILE ? ", CPU profile" : ""}): ${SECS} s per measurement, clients ${CLIENTS.join("/")}, pgbench scale ${SCALE}` +
+      (HISTORY ? `, ${HISTORY.toLocaleString("en-US")} ledger lines of history` : ""),
+  );
   const [pg, redisServer] = await Promise.all([startPostgres(), startRedis()]);
   const pgbin = postgresBinDir();
   const redis = new Redis(redisServer.url, { enableAutoPipelining: true });
   if (PROFILE) mkdirSync(profileDir, { recursive: true });
   const db = new Client({ connectionString: pg.adminUrl });
   let server: ServerProcess | undefined;
-  const results: Record<string, unknown> = { quick: QUICK, secs: SECS, pgbenchScale: SCALE, dbPoolMax: Number(POOL), idempotencyKey: WITH_KEY, profile: PROFILE, levels: [] };
+  const results: Record<string, unknown> = { quick: QUICK, secs: SECS, history: HISTORY, pgbenchScale: SCALE, dbPoolMax: Number(POOL), idempotencyKey: WITH_KEY, profile: PROFILE, levels: [] };
   const rows: Record<string, string | number>[] = [];
   const windows: Window[] = [];
   let failed = false;
@@ -282,6 +288,19 @@ async function main() {
     console.log(`server up and pgbench -i -s ${SCALE} done: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const pgPid = postmasterPid(pg.dataDir);
 
+    if (HISTORY > 0) {
+      const th = Date.now();
+      // Charged wallets of earlier users, one ledger line each (balance = ledger, so the invariants hold).
+      await db.query(
+        `with w as (insert into wallet (user_id, balance, version, created_at, updated_at)
+                    select 'history-' || g, 10000, 1, now(), now() from generate_series(1, $1::int) g returning user_id)
+         insert into wallet_entry (id, user_id, kind, amount, balance_after, idempotency_key, created_at)
+         select gen_random_uuid(), user_id, 'CHARGE', 10000, 10000, 'topup-1', now() from w`,
+        [HISTORY],
+      );
+      await db.query("vacuum analyze wallet, wallet_entry");
+      console.log(`history: ${HISTORY.toLocaleString("en-US")} wallets and ledger lines of other users (${((Date.now() - th) / 1000).toFixed(1)} s)`);
+    }
     const store = createRedisQueueStore(redis, PREFIX);
     const key = await store.tokenSecret();
     const connections = Math.max(...CLIENTS.map((c) => Math.ceil(c / 16)));
@@ -304,14 +323,16 @@ async function main() {
       // Each load uses ceil(c / 16) HTTP/2 connections, as many clients behind a few channels.
       const conns = clients.slice(0, Math.ceil(c / 16));
       const serverCpu0 = treeCpuSeconds(srv.pid);
-      const pgCpu0 = pgPid ? treeCpuSeconds(pgPid) : 0;
+      const pgCpu0 = pgPid ? backendCpuSeconds(pgPid, "postgres") : 0;
+      const pgAll0 = pgPid ? treeCpuSeconds(pgPid) : 0;
       const benchCpu0 = process.cpuUsage();
       const fromUs = Number(process.hrtime.bigint() / 1000n);
       const pay = await payLoad(conns, ready, c, SECS * 1000, tag);
       const toUs = Number(process.hrtime.bigint() / 1000n);
       windows.push({ fromUs, toUs });
       const serverCpu = treeCpuSeconds(srv.pid) - serverCpu0;
-      const pgCpu = pgPid ? treeCpuSeconds(pgPid) - pgCpu0 : NaN;
+      const pgCpu = pgPid ? backendCpuSeconds(pgPid, "postgres") - pgCpu0 : NaN;
+      const pgAll = pgPid ? treeCpuSeconds(pgPid) - pgAll0 : NaN;
       const benchCpuUs = process.cpuUsage(benchCpu0);
       const benchCpu = (benchCpuUs.user + benchCpuUs.system) / 1e6;
 
@@ -319,7 +340,7 @@ async function main() {
       const inv = await checkInvariants(pg.adminUrl);
       const ratio = pay.perSecond / base.tps;
       const ranOut = pay.calls + pay.errors >= ready.length;
-      const perK = (s: number) => (pay.calls ? (1000 * s) / pay.calls : NaN);
+      const msPer = (s: number) => (pay.calls ? (1000 * s) / pay.calls : NaN);
       rows.push({
         clients: String(c),
         "payments/s": pay.perSecond,
@@ -329,8 +350,8 @@ async function main() {
         "pgbench tps": base.tps,
         "pgbench ms": base.latencyAvgMs,
         "÷ pgbench": `${(100 * ratio).toFixed(0)} %`,
-        "CPU s/1k pay: server, pg, bench": `${perK(serverCpu).toFixed(2)}, ${perK(pgCpu).toFixed(2)}, ${perK(benchCpu).toFixed(2)}`,
-        "pg CPU s/1k pgbench tx": base.pgCpuPerKTx?.toFixed(2) ?? "",
+        "CPU ms/payment: server, pg, load": `${msPer(serverCpu).toFixed(2)}, ${msPer(pgCpu).toFixed(2)}, ${msPer(benchCpu).toFixed(2)}`,
+        "pg CPU ms/pgbench tx": base.pgCpuMsPerTx?.toFixed(2) ?? "",
         invariants: inv.verdict,
       });
       (results.levels as unknown[]).push({
@@ -342,7 +363,8 @@ async function main() {
         payments: pay,
         pgbench: base,
         ratio,
-        cpuSeconds: { server: serverCpu, postgres: pgCpu, bench: benchCpu },
+        // postgres: the app database's backends; postgresAll: every PostgreSQL process (autovacuum, checkpoints, ...).
+        cpuSeconds: { server: serverCpu, postgres: pgCpu, postgresAll: pgAll, bench: benchCpu },
         invariants: inv,
       });
       console.log(

@@ -56,3 +56,25 @@ export function postmasterPid(dataDir: string): number | undefined {
   }
   return undefined;
 }
+
+/**
+ * CPU seconds used so far by the live backends of `postmaster` serving
+ * `database` (by process title: "postgres: <user> <database> <host>(<port>) ..."):
+ * the work of one client's sessions, without autovacuum, checkpoints or
+ * another client's backends.
+ */
+export function backendCpuSeconds(postmaster: number, database: string): number {
+  let ticks = 0;
+  for (const pid of children(postmaster)) {
+    let title: string;
+    try {
+      title = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").trim();
+    } catch {
+      continue;
+    }
+    if (title.split(/\s+/)[2] !== database) continue;
+    const f = stat(pid);
+    if (f) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / TICKS_PER_SECOND;
+}
