@@ -215,10 +215,12 @@ async function pgbench(pgbin: string, port: number, clients: number, secs: numbe
   const steady = first >= 0 ? progress.slice(first + 2) : [];
   if (steady.length === 0) throw new Error(`pgbench gave no steady-state progress lines:\n${r.out}`);
   const mean = (f: (p: (typeof steady)[number]) => number) => steady.reduce((a, p) => a + f(p), 0) / steady.length;
+  // CPU over the steady seconds but the last: as pgbench ends, its backends exit and take their counters with them.
   const cpuNear = (ms: number) => cpuAt.reduce((best, x) => (Math.abs(x.ms - ms) < Math.abs(best.ms - ms) ? x : best)).cpu;
-  const from = (steady[0].at - 1) * 1000;
-  const to = steady[steady.length - 1].at * 1000;
-  const steadyTx = steady.reduce((a, p) => a + p.tps, 0);
+  const cpuLines = steady.length > 1 ? steady.slice(0, -1) : steady;
+  const from = (cpuLines[0].at - 1) * 1000;
+  const to = cpuLines[cpuLines.length - 1].at * 1000;
+  const steadyTx = cpuLines.reduce((a, p) => a + p.tps, 0);
   return {
     clients,
     tps: mean((p) => p.tps),
