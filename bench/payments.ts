@@ -13,8 +13,8 @@
  * and holds are written in SQL exactly as ChargeBalance and HoldSeat leave
  * them. Only PayReservation is timed.
  *
- *   npm run bench:payments                 full (10 s per measurement; ~2.5 minutes)
- *   npm run bench:payments -- --quick      quick (3 s per measurement; under a minute)
+ *   npm run bench:payments                 full (10 s per measurement; ~1.5-2 minutes)
+ *   npm run bench:payments -- --quick      quick (3 s per measurement; about a minute)
  *   npm run bench:payments -- --profile    also CPU-profile the server during the payment load
  *   options: --clients 8,32  --secs 5  --scale 32 (pgbench)  --pool 16 (server DB_POOL_MAX)
  *            --no-key (pay without an idempotency key)
@@ -406,7 +406,7 @@ async function main() {
     summaries.allLevels = all;
     console.log(`\nserver CPU profile, payment loads only (${file}):\n${formatSummary(all)}`);
     CLIENTS.forEach((c, i) => (summaries[`clients${c}`] = summarizeProfile(file, { windows: [windows[i]], top: 30 })));
-    results.profile = { file, summaries };
+    results.profile = { file, windows, summaries };
   }
   mkdirSync(resultsDir, { recursive: true });
   const out = join(resultsDir, `payments-${stamp}.json`);

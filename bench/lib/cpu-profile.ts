@@ -5,7 +5,9 @@
  * Samples can be limited to a window of the monotonic clock, so a profile of a
  * whole server process reports only the load phase.
  *
- *   npx tsx bench/lib/cpu-profile.ts <file.cpuprofile> [--top 25]
+ *   npx tsx bench/lib/cpu-profile.ts <file.cpuprofile> [--top 25] [--windows bench/results/payments-....json]
+ *
+ * --windows takes the load windows a benchmark's JSON recorded (profile.windows).
  */
 import { readFileSync } from "node:fs";
 import { relative } from "node:path";
@@ -49,6 +51,8 @@ export interface ProfileSummary {
   byPackage: FrameTime[];
   /** Inclusive time of the app's own functions (src/), synchronous parts only. */
   appInclusive: FrameTime[];
+  /** Native frames (socket writes, ...) by the package that called them: whose I/O it is. */
+  nativeByCaller: FrameTime[];
 }
 
 export interface Window {
@@ -124,6 +128,7 @@ export function summarizeProfile(path: string, o: SummaryOptions = {}): ProfileS
   const self = new Map<string, number>();
   const pkg = new Map<string, number>();
   const inclusive = new Map<string, number>();
+  const nativeByCaller = new Map<string, number>();
   let idle = 0;
   for (const [id, us] of selfUs) {
     const node = byId.get(id)!;
@@ -136,6 +141,18 @@ export function summarizeProfile(path: string, o: SummaryOptions = {}): ProfileS
     self.set(name, (self.get(name) ?? 0) + us);
     const p = packageOf(node.callFrame);
     pkg.set(p, (pkg.get(p) ?? 0) + us);
+    if (p === "(native)") {
+      let cur = parent.get(id);
+      const chain: string[] = [];
+      // The nearest JS frames above the native one, skipping node's own plumbing, name the caller.
+      while (cur !== undefined && chain.length < 1) {
+        const f = byId.get(cur)!.callFrame;
+        if (f.url && !f.url.startsWith("node:")) chain.push(packageOf(f));
+        cur = parent.get(cur);
+      }
+      const caller = `${node.callFrame.functionName} <- ${chain[0] ?? "node internals"}`;
+      nativeByCaller.set(caller, (nativeByCaller.get(caller) ?? 0) + us);
+    }
     // Inclusive time for the app's own frames: each ancestor once per sample node.
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
@@ -161,6 +178,7 @@ export function summarizeProfile(path: string, o: SummaryOptions = {}): ProfileS
     topFrames: rank(self, top),
     byPackage: rank(pkg, 15),
     appInclusive: rank(inclusive, 12),
+    nativeByCaller: rank(nativeByCaller, 8),
   };
 }
 
@@ -174,15 +192,22 @@ export function formatSummary(s: ProfileSummary): string {
     ...lines("top frames by self time (function + file):", s.topFrames),
     ...lines("self time by package:", s.byPackage),
     ...lines("app functions, inclusive (synchronous parts):", s.appInclusive),
+    ...lines("native frames by calling package:", s.nativeByCaller),
   ].join("\n");
 }
 
 if (require.main === module) {
   const file = process.argv[2];
   if (!file) {
-    console.error("usage: tsx bench/lib/cpu-profile.ts <file.cpuprofile> [--top N]");
+    console.error("usage: tsx bench/lib/cpu-profile.ts <file.cpuprofile> [--top N] [--windows results.json]");
     process.exit(2);
   }
-  const i = process.argv.indexOf("--top");
-  console.log(formatSummary(summarizeProfile(file, { top: i > 0 ? Number(process.argv[i + 1]) : 25 })));
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? process.argv[i + 1] : undefined;
+  };
+  const json = arg("--windows");
+  const windows = json ? (JSON.parse(readFileSync(json, "utf8")) as { profile?: { windows?: Window[] } }).profile?.windows : undefined;
+  if (json && !windows) throw new Error(`${json} records no profile windows`);
+  console.log(formatSummary(summarizeProfile(file, { top: Number(arg("--top") ?? 25), windows })));
 }
