@@ -76,6 +76,7 @@ const schema = z.object({
   QUEUE_ACTIVE_TTL: duration("10m", 1000),
   QUEUE_IDLE_TTL: duration("2m", 1000),
   QUEUE_TICK: duration("250ms", 10),
+  QUEUE_STREAM_POSITION_INTERVAL: duration("1s", 0),
 
   HOLD_TTL: duration("5m", 1000),
   HOLD_MAX_PER_USER: int(4, 1, 50),
@@ -97,7 +98,7 @@ export interface Config {
   shutdownGraceMs: number;
   database: { url?: string; poolMax: number; pgliteDataDir: string; seedDemoCatalog?: boolean };
   redisUrls: string[];
-  queue: { maxActive: number; admitPerSecond: number; activeTtlMs: number; idleTtlMs: number; tickMs: number; redisPrefix: string };
+  queue: { maxActive: number; admitPerSecond: number; activeTtlMs: number; idleTtlMs: number; tickMs: number; streamPositionIntervalMs: number; redisPrefix: string };
   hold: { ttlMs: number; maxPerUser: number; lockTtlMs: number; sweepIntervalMs: number };
   wallet: { chargeMax: number; balanceMax: number };
 }
@@ -128,6 +129,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       activeTtlMs: e.QUEUE_ACTIVE_TTL,
       idleTtlMs: e.QUEUE_IDLE_TTL,
       tickMs: e.QUEUE_TICK,
+      streamPositionIntervalMs: e.QUEUE_STREAM_POSITION_INTERVAL,
       redisPrefix: e.QUEUE_REDIS_PREFIX,
     },
     hold: { ttlMs: e.HOLD_TTL, maxPerUser: e.HOLD_MAX_PER_USER, lockTtlMs: e.HOLD_LOCK_TTL, sweepIntervalMs: e.HOLD_SWEEP_INTERVAL },

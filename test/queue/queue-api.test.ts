@@ -32,6 +32,8 @@ beforeAll(async () => {
       QUEUE_ADMIT_PER_SECOND: "100",
       QUEUE_IDLE_TTL: "2m",
       QUEUE_ACTIVE_TTL: "10m",
+      // Every position change goes out at once here; the interval has its own test.
+      QUEUE_STREAM_POSITION_INTERVAL: "0ms",
     },
     { clock, startQueue: false },
   );

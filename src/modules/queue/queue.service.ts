@@ -12,6 +12,8 @@ export interface QueueSettings {
   activeTtlMs: number;
   idleTtlMs: number;
   tickMs: number;
+  /** A stream gets a position-only update at most this often; state changes go out at once. */
+  streamPositionIntervalMs: number;
 }
 
 /** What clients see of a ticket. */
@@ -35,6 +37,9 @@ interface Watcher {
   ref: TicketRef;
   token: string;
   last?: string;
+  lastState: StoredTicket["state"];
+  /** Clock time of the last message sent. */
+  lastSentAt: number;
   push(ticket: Ticket): void;
 }
 
@@ -59,6 +64,8 @@ export class Queue {
   private timer?: NodeJS.Timeout;
   private ticking?: Promise<unknown>;
   private seenVersion = -1;
+  /** Some stream has a position update held back by the interval: refresh again next round. */
+  private heldBack = false;
   private lastKeepalive = 0;
   /** Admissions per ms, observed over the store's window. */
   private observedRate = 0;
@@ -130,15 +137,18 @@ export class Queue {
   /** The ticket now and on every change, until it expires or `signal` aborts. */
   async *watch(token: string, signal: AbortSignal): AsyncGenerator<Ticket> {
     const first = await this.getStatus(token);
+    const ref = (await this.parse(token))!;
+    const firstSentAt = this.now();
     yield first;
     if (first.state === "EXPIRED") return;
-    const ref = (await this.parse(token))!;
     const pending: Ticket[] = [];
     let wake: (() => void) | undefined;
     const watcher: Watcher = {
       ref,
       token,
       last: fingerprint(first),
+      lastState: first.state,
+      lastSentAt: firstSentAt,
       push(t) {
         pending.push(t);
         wake?.();
@@ -206,8 +216,9 @@ export class Queue {
     if (this.watchers.size === 0) return;
     const now = this.now();
     const keepalive = now - this.lastKeepalive >= Math.min(KEEPALIVE_EVERY_MS, this.settings.idleTtlMs / 4);
-    if (version === this.seenVersion && !keepalive) return;
+    if (version === this.seenVersion && !keepalive && !this.heldBack) return;
     this.seenVersion = version;
+    this.heldBack = false;
     if (keepalive) this.lastKeepalive = now;
     const all = [...this.watchers.values()].flatMap((s) => [...s]);
     const stored = await this.store.status(
@@ -217,14 +228,22 @@ export class Queue {
       true,
     );
     const key = await this.key();
+    // Every round moves everyone's position; sending all of them every round
+    // costs more than the line itself. Positions go out at most once per
+    // interval per stream; admission and expiry go out at once.
     stored.forEach((s, i) => {
       const w = all[i];
       const t = this.present(s, key);
       const f = fingerprint(t);
-      if (f !== w.last) {
-        w.last = f;
-        w.push(t);
+      if (f === w.last) return;
+      if (t.state === w.lastState && now - w.lastSentAt < this.settings.streamPositionIntervalMs) {
+        this.heldBack = true;
+        return;
       }
+      w.last = f;
+      w.lastState = t.state;
+      w.lastSentAt = now;
+      w.push(t);
     });
   }
 
