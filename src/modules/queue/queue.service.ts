@@ -94,7 +94,7 @@ export class Queue {
 
   async issueToken(userId: string): Promise<Ticket> {
     const stored = await this.store.issue(userId, this.now(), this.settings.idleTtlMs);
-    return this.present(stored, await this.key());
+    return this.present(stored, signToken(await this.key(), stored));
   }
 
   /** A token's state; a token we never signed is NOT_FOUND. Polling keeps a waiting token in line. */
@@ -102,7 +102,7 @@ export class Queue {
     const ref = await this.parse(token);
     if (!ref) throw notFound(GATE_REASONS.invalid, "unknown queue token");
     const [stored] = await this.store.status([ref], this.now(), this.settings.idleTtlMs, true);
-    return this.present(stored, await this.key());
+    return this.present(stored, signToken(await this.key(), stored));
   }
 
   /**
@@ -114,7 +114,7 @@ export class Queue {
     const ref = await this.parse(token);
     if (!ref) throw failedPrecondition(GATE_REASONS.invalid, "the queue token is not valid");
     const [stored] = await this.store.status([ref], this.now(), this.settings.idleTtlMs, false);
-    const ticket = this.present(stored, await this.key());
+    const ticket = this.present(stored, token);
     if (ticket.state === "EXPIRED") throw failedPrecondition(GATE_REASONS.expired, "the queue token has expired; ask for a new one");
     if (ticket.state === "WAITING") {
       const metadata: Record<string, string> = { position: String(ticket.position) };
@@ -227,13 +227,12 @@ export class Queue {
       this.settings.idleTtlMs,
       true,
     );
-    const key = await this.key();
     // Every round moves everyone's position; sending all of them every round
     // costs more than the line itself. Positions go out at most once per
     // interval per stream; admission and expiry go out at once.
     stored.forEach((s, i) => {
       const w = all[i];
-      const t = this.present(s, key);
+      const t = this.present(s, w.token);
       const f = fingerprint(t);
       if (f === w.last) return;
       if (t.state === w.lastState && now - w.lastSentAt < this.settings.streamPositionIntervalMs) {
@@ -255,8 +254,8 @@ export class Queue {
     return this.clock.now().getTime();
   }
 
-  private present(s: StoredTicket, key: Buffer): Ticket {
-    const token = signToken(key, s);
+  /** `token` is the ticket's own token: signed once at issue, never again per status. */
+  private present(s: StoredTicket, token: string): Ticket {
     if (s.state === "ACTIVE") return { token, userId: s.userId, state: s.state, position: 0, expiresAt: new Date(s.expiresAt) };
     if (s.state === "EXPIRED") return { token, userId: s.userId, state: s.state, position: 0 };
     return {
