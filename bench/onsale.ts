@@ -28,6 +28,7 @@ const DEADLINE_MS = QUICK ? 60_000 : 180_000;
 const CONCERT = "onsale-2027";
 const DATES = Array.from({ length: 10 }, (_, i) => `2027-09-${String(i + 1).padStart(2, "0")}`);
 const ROOT = join(__dirname, "..");
+const ACTIVE_TTL_MS = 120_000;
 
 export interface OnsaleResult {
   instances: number;
@@ -39,6 +40,8 @@ export interface OnsaleResult {
   errors: Record<string, number>;
   outcomes: Record<string, number>;
   queueWait: { p50: number; p99: number };
+  /** Admission -> the buyer's stream showing ACTIVE. */
+  activationLag: { p50: number; p99: number; count: number };
   cpuPercent: Record<string, number>;
   invariants: { ok: boolean; output: string };
 }
@@ -68,11 +71,12 @@ async function seatsSold(url: string): Promise<number> {
 }
 
 function merge(reports: WorkerReport[]): WorkerReport {
-  const out: WorkerReport = { latencies: {}, refusals: {}, errors: {}, outcomes: {}, queueWaits: [] };
+  const out: WorkerReport = { latencies: {}, refusals: {}, errors: {}, outcomes: {}, queueWaits: [], activationLags: [] };
   for (const r of reports) {
     for (const [k, v] of Object.entries(r.latencies)) (out.latencies[k] ??= []).push(...v);
     for (const key of ["refusals", "errors", "outcomes"] as const) for (const [k, v] of Object.entries(r[key])) out[key][k] = (out[key][k] ?? 0) + v;
     out.queueWaits.push(...r.queueWaits);
+    out.activationLags.push(...r.activationLags);
   }
   return out;
 }
@@ -90,7 +94,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
     QUEUE_REDIS_PREFIX: `onsale:${dbName}:`,
     QUEUE_MAX_ACTIVE: "1000",
     QUEUE_ADMIT_PER_SECOND: "500",
-    QUEUE_ACTIVE_TTL: "2m",
+    QUEUE_ACTIVE_TTL: `${ACTIVE_TTL_MS}ms`,
     QUEUE_IDLE_TTL: "2m",
     HOLD_MAX_PER_USER: "1",
     DB_POOL_MAX: instances === 1 ? "16" : "8",
@@ -118,7 +122,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
     const w = fork(join(__dirname, "lib", "onsale-worker.ts"), [], {
       cwd: ROOT,
       execArgv: ["--import", "tsx"],
-      env: { ...process.env, ONSALE_INPUT: JSON.stringify({ ports: servers.map((s) => s.port), users, concertId: CONCERT, deadline, maxHoldAttempts: 8 }) },
+      env: { ...process.env, ONSALE_INPUT: JSON.stringify({ ports: servers.map((s) => s.port), users, concertId: CONCERT, deadline, maxHoldAttempts: 8, activeTtlMs: ACTIVE_TTL_MS }) },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     workers.push(w);
@@ -152,6 +156,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
     rpcs[name] = { calls: lat.length, perSecond: lat.length / seconds, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99) };
   }
   const waits = Float64Array.from(merged.queueWaits).sort();
+  const lags = Float64Array.from(merged.activationLags).sort();
   return {
     instances,
     buyers: BUYERS,
@@ -162,6 +167,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
     errors: merged.errors,
     outcomes: merged.outcomes,
     queueWait: { p50: percentile(waits, 50), p99: percentile(waits, 99) },
+    activationLag: { p50: percentile(lags, 50), p99: percentile(lags, 99), count: lags.length },
     cpuPercent,
     invariants: { ok: check.ok, output: check.output.trim() },
   };
@@ -180,6 +186,9 @@ export function printOnsale(r: OnsaleResult): void {
   console.log(`refusals (business): ${JSON.stringify(r.refusals)}`);
   console.log(`errors: ${Object.keys(r.errors).length ? JSON.stringify(r.errors) : "none"}`);
   console.log(`buyers: ${JSON.stringify(r.outcomes)}; queue wait p50 ${fmt(r.queueWait.p50)} ms, p99 ${fmt(r.queueWait.p99)} ms`);
+  console.log(
+    `admission -> ACTIVE seen on the stream (${r.activationLag.count} buyers): p50 ${fmt(r.activationLag.p50)} ms, p99 ${fmt(r.activationLag.p99)} ms`,
+  );
   console.log(`CPU (% of one core; 200 % = both): ${Object.entries(r.cpuPercent).map(([k, v]) => `${k} ${v.toFixed(0)} %`).join(", ")}`);
   console.log(`invariants: ${r.invariants.ok ? "all hold" : "VIOLATED\n" + r.invariants.output}`);
 }

@@ -19,8 +19,9 @@ export interface WorkerInput {
   users: [number, number];
   concertId: string;
   deadline: number;
-  /** Stop trying once this file-free signal says the show is sold out (set by the parent via a message). */
   maxHoldAttempts: number;
+  /** The servers' QUEUE_ACTIVE_TTL: an ACTIVE ticket's expiry minus this is when it was admitted. */
+  activeTtlMs: number;
 }
 
 export interface WorkerReport {
@@ -30,10 +31,12 @@ export interface WorkerReport {
   outcomes: Record<string, number>;
   /** IssueToken sent -> ACTIVE seen, ms. */
   queueWaits: number[];
+  /** Admission (server side) -> ACTIVE seen on the stream, ms. Same machine, same clock. */
+  activationLags: number[];
 }
 
 const input = JSON.parse(process.env.ONSALE_INPUT!) as WorkerInput;
-const report: WorkerReport = { latencies: {}, refusals: {}, errors: {}, outcomes: {}, queueWaits: [] };
+const report: WorkerReport = { latencies: {}, refusals: {}, errors: {}, outcomes: {}, queueWaits: [], activationLags: [] };
 let soldOut = false;
 const openStreams = new Set<grpc.ClientReadableStream<unknown>>();
 process.on("message", (m) => {
@@ -91,8 +94,10 @@ function waitUntilActive(client: grpc.Client, token: string): Promise<boolean> {
       resolve(ok);
     };
     const timer = setTimeout(() => done(false), Math.max(0, input.deadline - Date.now()));
-    stream.on("data", (m: { ticket?: { status: QueueStatus } }) => {
+    stream.on("data", (m: { ticket?: { status: QueueStatus; expiresAt?: { seconds: bigint; nanos: number } } }) => {
       if (m.ticket?.status === QueueStatus.ACTIVE) {
+        const exp = m.ticket.expiresAt;
+        if (exp) report.activationLags.push(Date.now() - (Number(exp.seconds) * 1000 + exp.nanos / 1e6 - input.activeTtlMs));
         clearTimeout(timer);
         done(true);
       } else if (m.ticket?.status === QueueStatus.EXPIRED) {

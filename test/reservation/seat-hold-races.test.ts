@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { DEMO_CONCERTS } from "../../src/modules/concert/demo-catalog";
 import { listAvailableDates, listAvailableSeats } from "../../src/modules/concert/concert.service";
 import { cancelHold, holdSeat, type HoldSeatInput, type HoldSeatOptions } from "../../src/modules/reservation/seat-hold.service";
+import { checkInvariants } from "../../src/modules/payment/invariants";
 import { ManualClock } from "../../src/platform/clock";
 import { errorReason } from "../../src/platform/errors";
 import { createRedlockLocks, type Locks } from "../../src/platform/locks";
@@ -29,6 +30,10 @@ beforeAll(async () => {
   // Warm the ORM and the pool so the timed test measures holds, not start-up.
   const { reservation } = await hold({ userId: "warm-up", concertId: AKMU.id, date: AKMU.dates[2], seatNumber: 50 });
   await cancelHold(s.orm.em.fork(), clock, "warm-up", reservation.id);
+});
+// Every race ends with the invariant checker (a double hold is not a sale; the checker guards sales and money).
+afterEach(async () => {
+  expect(await checkInvariants(s.orm.em.fork())).toEqual([]);
 });
 afterAll(async () => {
   if (redis) await closeRedis(redis);

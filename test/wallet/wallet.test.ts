@@ -4,6 +4,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { WalletEntryKind } from "../../gen/boxoffice/wallet/v1/wallet_pb";
 import { WalletService } from "../../gen/boxoffice/wallet/v1/wallet_service_pb";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
+import { checkInvariants } from "../../src/modules/payment/invariants";
 import { createTestDatabase, startTestServer, type TestDatabase, type TestServer } from "../harness";
 
 let db: TestDatabase;
@@ -14,6 +15,9 @@ beforeAll(async () => {
   db = await createTestDatabase();
   s = await startTestServer({ DATABASE_URL: db.url, CHARGE_MAX: "1000000", BALANCE_MAX: "5000000", DB_POOL_MAX: "10" });
   wallet = createClient(WalletService, createConnectTransport({ baseUrl: s.baseUrl, httpVersion: "1.1" }));
+});
+afterEach(async () => {
+  expect(await checkInvariants(s.deps.orm.em.fork())).toEqual([]);
 });
 afterAll(async () => {
   await s?.stop();
