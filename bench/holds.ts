@@ -47,7 +47,7 @@ function intOption(name: string, fallback: number, min: number, max: number): nu
 }
 
 const QUICK = process.argv.includes("--quick");
-const USERS = intOption("users", QUICK ? 2_000 : 10_000, 1, 100_000);
+const USERS = intOption("users", QUICK ? 1_000 : 10_000, 1, 100_000);
 const CONCURRENCY = intOption("concurrency", 64, 1, 1024);
 const TRIES = intOption("tries", 3, 1, 20);
 const POOL = intOption("pool", 8, 1, 200);
@@ -59,7 +59,7 @@ const SEATS_PER_DATE = 50;
 const MAX_PER_USER = 1;
 /** Users who race for a separate 50-seat show first, so JIT and pools are warm when the measured race starts. */
 const WARMUP_USERS = 200;
-const BARE_MS = QUICK ? 3_000 : 5_000;
+const BARE_MS = QUICK ? 2_000 : 5_000;
 const TOKENS_MAX_MS = QUICK ? 30_000 : 120_000;
 const RACE_MAX_MS = QUICK ? 30_000 : 120_000;
 const CLIENTS = 4;

@@ -46,8 +46,8 @@ const option = (name: string) => {
 const QUICK = flag("--quick");
 const PROFILE = flag("--profile");
 const WITH_KEY = !flag("--no-key");
-const CLIENTS = (option("--clients") ?? "8,32,128").split(",").map(Number);
-const SECS = Number(option("--secs") ?? (QUICK ? 3 : 10));
+const CLIENTS = (option("--clients") ?? (QUICK ? "8" : "8,32,128")).split(",").map(Number);
+const SECS = Number(option("--secs") ?? (QUICK ? 2 : 10));
 /** Ledger rows of other users written before the run, as a database in service has (0 = a fresh database). */
 const HISTORY = Number(option("--history") ?? 0);
 /**

@@ -23,10 +23,10 @@ import { runLoad, table, type LoadResult } from "./lib/load";
 import { startServerProcess } from "./lib/server-process";
 
 const QUICK = process.argv.includes("--quick");
-const LOAD_MS = QUICK ? 3000 : 5000;
+const LOAD_MS = QUICK ? 2000 : 5000;
 const CONCURRENCY = 64;
 const LEVELS = QUICK ? [1_000, 100_000] : [1_000, 100_000, 1_000_000];
-const STREAMS = QUICK ? 2_000 : 10_000;
+const STREAMS = QUICK ? 1_000 : 10_000;
 const PREFIX = "bench:queue:";
 
 function client(port: number, i = 0): grpc.Client {
