@@ -71,12 +71,13 @@ async function seatsSold(url: string): Promise<number> {
 }
 
 function merge(reports: WorkerReport[]): WorkerReport {
-  const out: WorkerReport = { latencies: {}, refusals: {}, errors: {}, outcomes: {}, queueWaits: [], activationLags: [] };
+  const out: WorkerReport = { latencies: {}, refusals: {}, errors: {}, outcomes: {}, queueWaits: [], activationLags: [], cpuSeconds: 0 };
   for (const r of reports) {
     for (const [k, v] of Object.entries(r.latencies)) (out.latencies[k] ??= []).push(...v);
     for (const key of ["refusals", "errors", "outcomes"] as const) for (const [k, v] of Object.entries(r[key])) out[key][k] = (out[key][k] ?? 0) + v;
     out.queueWaits.push(...r.queueWaits);
     out.activationLags.push(...r.activationLags);
+    out.cpuSeconds += r.cpuSeconds;
   }
   return out;
 }
@@ -111,7 +112,6 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
   const reports: Promise<WorkerReport>[] = [];
   const meter = cpuMeter({
     [`server x${instances}`]: () => servers.map((s) => s.pid),
-    "load processes": () => workers.map((w) => w.pid!).filter(Boolean),
     // This run's own PostgreSQL (its postmaster and every backend under it), not others on the machine.
     postgres: () => [Number(readFileSync(join(pg.dataDir, "postmaster.pid"), "utf8").split("\n")[0])],
     redis: () => redis.map((r) => r.pid),
@@ -145,7 +145,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
   const merged = merge(await Promise.all(reports));
   clearInterval(watcher);
   const seconds = (performance.now() - started) / 1000;
-  const cpuPercent = meter.stop();
+  const cpuPercent = { ...meter.stop(), "load processes": (100 * merged.cpuSeconds) / seconds };
   const sold = await seatsSold(url);
   await Promise.all(servers.map((s) => s.stop()));
 

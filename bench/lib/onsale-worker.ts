@@ -33,10 +33,12 @@ export interface WorkerReport {
   queueWaits: number[];
   /** Admission (server side) -> ACTIVE seen on the stream, ms. Same machine, same clock. */
   activationLags: number[];
+  /** CPU this load process used (it exits right after reporting, so nobody can read it later). */
+  cpuSeconds: number;
 }
 
 const input = JSON.parse(process.env.ONSALE_INPUT!) as WorkerInput;
-const report: WorkerReport = { latencies: {}, refusals: {}, errors: {}, outcomes: {}, queueWaits: [], activationLags: [] };
+const report: WorkerReport = { latencies: {}, refusals: {}, errors: {}, outcomes: {}, queueWaits: [], activationLags: [], cpuSeconds: 0 };
 let soldOut = false;
 const openStreams = new Set<grpc.ClientReadableStream<unknown>>();
 process.on("message", (m) => {
@@ -163,6 +165,8 @@ async function main() {
     ),
   );
   clients.flat().forEach((c) => c.close());
+  const cpu = process.cpuUsage();
+  report.cpuSeconds = (cpu.user + cpu.system) / 1e6;
   process.send!(report, () => process.exit(0));
 }
 
