@@ -1,11 +1,10 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { listAvailableDates, listAvailableSeats } from "../../src/modules/concert/concert.service";
 import { SEATS_PER_SHOW } from "../../src/modules/concert/demo-catalog";
 import { cancelHold, holdSeat } from "../../src/modules/reservation/seat-hold.service";
 import { ManualClock } from "../../src/platform/clock";
-import { errorReason } from "../../src/platform/errors";
 import { createLocalLocks } from "../../src/platform/locks";
-import { CONCERT, DATE, OTHER_DATE, openSeededDatabase, type SeededDatabase } from "../reservation/support";
+import { CONCERT, DATE, OTHER_DATE, openSeededDatabase, type SeededDatabase, rejection } from "../reservation/support";
 
 let s: SeededDatabase;
 const clock = new ManualClock();
@@ -21,14 +20,6 @@ const hold = (userId: string, seatNumber: number, date = DATE) =>
 const seatsOf = async (date = DATE) => (await listAvailableSeats(em(), clock, CONCERT, date)).map((x) => x.seatNumber);
 const countOf = async (date: string) => (await listAvailableDates(em(), clock, CONCERT)).find((d) => d.date === date)?.availableSeats;
 
-async function rejection(p: Promise<unknown>): Promise<{ code: Code; reason?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { code: ConnectError.from(err).code, reason: errorReason(err) };
-  }
-  throw new Error("expected a rejection");
-}
 
 test("a fresh show lists every seat with its price, and every date with full counts", async () => {
   const seats = await listAvailableSeats(em(), clock, CONCERT, DATE);

@@ -3,7 +3,7 @@
  * error interceptors and a stand-in for the queue-token gate that puts the
  * caller in the context: proto mapping, the acting user, bad input.
  */
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { Code, createClient, type Interceptor } from "@connectrpc/connect";
 import { createRouterTransport } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
@@ -17,11 +17,10 @@ import { createReservationMetrics } from "../../src/modules/reservation/reservat
 import { Registry } from "prom-client";
 import { createPayReservationHandler } from "../../src/modules/payment/payment.routes";
 import { ManualClock } from "../../src/platform/clock";
-import { errorReason } from "../../src/platform/errors";
 import { createLocalLocks } from "../../src/platform/locks";
 import { callerKey } from "../../src/rpc/context";
 import { createErrorInterceptor } from "../../src/rpc/errors";
-import { CONCERT, DATE, openSeededDatabase, quietLog, type SeededDatabase } from "./support";
+import { CONCERT, DATE, openSeededDatabase, quietLog, type SeededDatabase, rejection } from "./support";
 
 let s: SeededDatabase;
 const clock = new ManualClock();
@@ -53,14 +52,6 @@ beforeAll(async () => {
 });
 afterAll(() => s?.close());
 
-async function failure(p: Promise<unknown>): Promise<{ code: Code; reason?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { code: ConnectError.from(err).code, reason: errorReason(err) };
-  }
-  throw new Error("expected a failure");
-}
 
 test("HoldSeat maps the hold to the proto: server price as int64, expiry, status", async () => {
   const { reservation } = await reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 12 }, asUser("alice"));
@@ -72,7 +63,7 @@ test("HoldSeat maps the hold to the proto: server price as int64, expiry, status
   const got = await reservations.getReservation({ reservationId: reservation!.reservationId }, asUser("alice"));
   expect(got.reservation).toEqual(reservation);
   expect((await reservations.listReservations({ userId: "alice" })).reservations).toEqual([reservation]);
-  expect(await failure(reservations.getReservation({ reservationId: reservation!.reservationId }, asUser("bob")))).toEqual({
+  expect(await rejection(reservations.getReservation({ reservationId: reservation!.reservationId }, asUser("bob")))).toEqual({
     code: Code.NotFound,
     reason: "RESERVATION_NOT_FOUND",
   });
@@ -87,10 +78,10 @@ test("HoldSeat maps the hold to the proto: server price as int64, expiry, status
 test("CancelHold acts for the caller only", async () => {
   const { reservation } = await reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 13 }, asUser("carol"));
   const id = reservation!.reservationId;
-  expect(await failure(reservations.cancelHold({ reservationId: id }, asUser("mallory")))).toEqual({ code: Code.NotFound, reason: "RESERVATION_NOT_FOUND" });
+  expect(await rejection(reservations.cancelHold({ reservationId: id }, asUser("mallory")))).toEqual({ code: Code.NotFound, reason: "RESERVATION_NOT_FOUND" });
   const { reservation: cancelled } = await reservations.cancelHold({ reservationId: id }, asUser("carol"));
   expect(cancelled?.status).toBe(ReservationStatus.CANCELLED);
-  expect(await failure(reservations.cancelHold({ reservationId: id }, asUser("carol")))).toEqual({
+  expect(await rejection(reservations.cancelHold({ reservationId: id }, asUser("carol")))).toEqual({
     code: Code.FailedPrecondition,
     reason: "RESERVATION_NOT_HELD",
   });
@@ -98,24 +89,24 @@ test("CancelHold acts for the caller only", async () => {
 
 test("seat 0 and 51 are INVALID_ARGUMENT and change nothing; no caller is UNAUTHENTICATED", async () => {
   for (const seatNumber of [0, 51]) {
-    expect((await failure(reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber }, asUser("dave")))).code).toBe(Code.InvalidArgument);
+    expect((await rejection(reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber }, asUser("dave")))).code).toBe(Code.InvalidArgument);
   }
-  expect((await failure(reservations.holdSeat({ concertId: CONCERT, date: "2027-3-6", seatNumber: 1 }, asUser("dave")))).code).toBe(Code.InvalidArgument);
-  expect((await failure(reservations.cancelHold({ reservationId: "not-a-uuid" }, asUser("dave")))).code).toBe(Code.InvalidArgument);
+  expect((await rejection(reservations.holdSeat({ concertId: CONCERT, date: "2027-3-6", seatNumber: 1 }, asUser("dave")))).code).toBe(Code.InvalidArgument);
+  expect((await rejection(reservations.cancelHold({ reservationId: "not-a-uuid" }, asUser("dave")))).code).toBe(Code.InvalidArgument);
   expect((await reservations.listReservations({ userId: "dave" })).reservations).toEqual([]);
-  expect((await failure(reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 1 }))).code).toBe(Code.Unauthenticated);
-  expect((await failure(reservations.cancelHold({ reservationId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.Unauthenticated);
+  expect((await rejection(reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 1 }))).code).toBe(Code.Unauthenticated);
+  expect((await rejection(reservations.cancelHold({ reservationId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.Unauthenticated);
 });
 
 test("a taken seat and an unknown show come back with their reasons", async () => {
   await reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 14 }, asUser("erin"));
-  expect(await failure(reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 14 }, asUser("frank")))).toEqual({
+  expect(await rejection(reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 14 }, asUser("frank")))).toEqual({
     code: Code.FailedPrecondition,
     reason: "SEAT_UNAVAILABLE",
   });
-  expect(await failure(reservations.holdSeat({ concertId: CONCERT, date: "2027-02-30", seatNumber: 1 }, asUser("frank")))).toEqual({
+  expect(await rejection(reservations.holdSeat({ concertId: CONCERT, date: "2027-02-30", seatNumber: 1 }, asUser("frank")))).toEqual({
     code: Code.NotFound,
     reason: "CONCERT_DATE_NOT_FOUND",
   });
-  expect(await failure(concerts.listAvailableDates({ concertId: "nope" }, asUser("frank")))).toEqual({ code: Code.NotFound, reason: "CONCERT_NOT_FOUND" });
+  expect(await rejection(concerts.listAvailableDates({ concertId: "nope" }, asUser("frank")))).toEqual({ code: Code.NotFound, reason: "CONCERT_NOT_FOUND" });
 });

@@ -1,12 +1,11 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { Reservation } from "../../src/modules/reservation/reservation.entity";
 import { getReservation, listReservations } from "../../src/modules/reservation/reservation.service";
 import { cancelHold, expireStaleHolds, holdSeat } from "../../src/modules/reservation/seat-hold.service";
 import { Seat } from "../../src/modules/concert/seat.entity";
 import { ManualClock } from "../../src/platform/clock";
-import { errorReason } from "../../src/platform/errors";
 import { createLocalLocks } from "../../src/platform/locks";
-import { CONCERT, DATE, OTHER_DATE, openSeededDatabase, type SeededDatabase } from "./support";
+import { CONCERT, DATE, OTHER_DATE, openSeededDatabase, type SeededDatabase, rejection } from "./support";
 
 let s: SeededDatabase;
 const clock = new ManualClock();
@@ -20,14 +19,6 @@ const em = () => s.orm.em.fork();
 const hold = (userId: string, seatNumber: number, date = DATE) =>
   holdSeat(em(), locks, clock, s.config.hold, { userId, concertId: CONCERT, date, seatNumber }).then((r) => r.reservation);
 
-async function rejection(p: Promise<unknown>): Promise<{ code: Code; reason?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { code: ConnectError.from(err).code, reason: errorReason(err) };
-  }
-  throw new Error("expected a rejection");
-}
 const refusal = (code: Code, reason: string) => ({ code, reason });
 
 async function seatRow(seatNumber: number, date = DATE) {

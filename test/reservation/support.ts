@@ -1,4 +1,5 @@
 /** Shared by the reservation and concert suites: a migrated, seeded database and small race helpers. */
+import { ConnectError, type Code } from "@connectrpc/connect";
 import type { Config } from "../../src/config";
 import { seedDemoCatalog } from "../../src/modules/concert/demo-catalog";
 import { openDatabase, type Database } from "../../src/platform/db/database";
@@ -84,3 +85,13 @@ export function barrier(n: number, timeoutMs = 2000): () => Promise<void> {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How a call that must fail failed: its code and ErrorInfo reason. Throws if it succeeded. */
+export async function rejection(p: Promise<unknown>): Promise<{ code: Code; reason?: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return { code: ConnectError.from(err).code, reason: errorReason(err) };
+  }
+  throw new Error("expected a rejection");
+}
