@@ -140,6 +140,10 @@ export async function startRedis(): Promise<RedisServer> {
     url,
     pid: child.pid!,
     async stop() {
+      // Hold the event loop open until it is gone: with the child unref'd and
+      // nothing else pending, a caller awaiting this (a benchmark's cleanup)
+      // would otherwise see its process end here, before stopping PostgreSQL.
+      child.ref();
       if (child.exitCode === null) child.kill("SIGKILL");
       await exited;
       rmSync(dir, { recursive: true, force: true });
