@@ -14,8 +14,9 @@ import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
-import { startPostgres, startRedis, type PostgresServer, type RedisServer } from "../test/harness/services";
+import { createDatabase, startPostgres, startRedis, type PostgresServer, type RedisServer } from "../test/harness/services";
 import { cpuMeter } from "./lib/cpu";
+import { seedShow } from "./lib/hold-race";
 import { runInvariantChecker } from "./lib/invariants";
 import { fmt, percentile, table } from "./lib/load";
 import type { WorkerReport } from "./lib/onsale-worker";
@@ -26,7 +27,8 @@ const BUYERS = QUICK ? 300 : 10_000;
 const LOAD_PROCESSES = 2;
 const DEADLINE_MS = QUICK ? 25_000 : 180_000;
 const CONCERT = "onsale-2027";
-const DATES = Array.from({ length: 10 }, (_, i) => `2027-09-${String(i + 1).padStart(2, "0")}`);
+const DATES = 10;
+const SEATS_PER_DATE = 50;
 const ROOT = join(__dirname, "..");
 const ACTIVE_TTL_MS = 120_000;
 
@@ -44,20 +46,6 @@ export interface OnsaleResult {
   activationLag: { p50: number; p99: number; count: number };
   cpuPercent: Record<string, number>;
   invariants: { ok: boolean; output: string };
-}
-
-async function seedCatalog(url: string): Promise<void> {
-  const c = new Client({ connectionString: url });
-  await c.connect();
-  try {
-    await c.query(`insert into concert (id, title, artist, venue) values ($1, 'On-sale benchmark', 'Bench', 'Loopback Arena')`, [CONCERT]);
-    for (const date of DATES) {
-      const { rows } = await c.query(`insert into concert_date (concert_id, date, starts_at) values ($1, $2, $3) returning id`, [CONCERT, date, new Date(`${date}T10:00:00Z`)]);
-      await c.query(`insert into seat (concert_date_id, seat_number, price) select $1, n, 100000 + n * 1000 from generate_series(1, 50) n`, [rows[0].id]);
-    }
-  } finally {
-    await c.end();
-  }
 }
 
 async function seatsSold(url: string): Promise<number> {
@@ -84,11 +72,7 @@ function merge(reports: WorkerReport[]): WorkerReport {
 
 export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instances: number): Promise<OnsaleResult> {
   const dbName = `onsale_${instances}_${Date.now()}`;
-  const admin = new Client({ connectionString: pg.adminUrl });
-  await admin.connect();
-  await admin.query(`create database "${dbName}"`);
-  await admin.end();
-  const url = pg.adminUrl.replace(/\/postgres$/, `/${dbName}`);
+  const url = await createDatabase(pg.adminUrl, dbName);
   const env = {
     DATABASE_URL: url,
     REDIS_URLS: redis.map((r) => r.url).join(","),
@@ -104,7 +88,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
   // The first instance applies the migrations; the others start on a migrated schema.
   const servers: ServerProcess[] = [await startServerProcess(env)];
   for (let i = 1; i < instances; i++) servers.push(await startServerProcess(env));
-  await seedCatalog(url);
+  await seedShow(url, { concertId: CONCERT, dates: DATES, seatsPerDate: SEATS_PER_DATE });
 
   const deadline = Date.now() + DEADLINE_MS;
   const per = Math.ceil(BUYERS / LOAD_PROCESSES);
@@ -135,7 +119,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
   }
   meter.start();
   // Tell the buyers still in line once every seat is sold: they leave instead of waiting for nothing.
-  const total = DATES.length * 50;
+  const total = DATES * SEATS_PER_DATE;
   const watcher = setInterval(async () => {
     if ((await seatsSold(url).catch(() => 0)) >= total) {
       clearInterval(watcher);
@@ -175,7 +159,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
 
 export function printOnsale(r: OnsaleResult): void {
   const order = ["IssueToken", "ListAvailableDates", "ListAvailableSeats", "HoldSeat", "ChargeBalance", "PayReservation"];
-  console.log(`\non-sale, ${r.instances} instance(s), ${r.buyers.toLocaleString("en-US")} buyers: ${r.seatsSold} of 500 seats sold in ${r.seconds.toFixed(1)} s`);
+  console.log(`\non-sale, ${r.instances} instance(s), ${r.buyers.toLocaleString("en-US")} buyers: ${r.seatsSold} of ${DATES * SEATS_PER_DATE} seats sold in ${r.seconds.toFixed(1)} s`);
   console.log(
     table(
       order

@@ -13,24 +13,14 @@ import { grpc, unary } from "../../test/e2e/grpc-js";
 import { runLoad, type LoadResult } from "./load";
 import { RpcStats } from "./rpc-stats";
 
+export { createDatabase } from "../../test/harness/services";
+
 export const QUEUE_TOKEN_HEADER = "x-queue-token";
 export const SEAT_UNAVAILABLE = "SEAT_UNAVAILABLE";
 export const HOLD_LIMIT_REACHED = "HOLD_LIMIT_REACHED";
 /** The refusals a HoldSeat racer expects; anything else is an error. */
 export const HOLD_REFUSALS: ReadonlySet<string> = new Set([SEAT_UNAVAILABLE, HOLD_LIMIT_REACHED]);
 const NO_REFUSALS: ReadonlySet<string> = new Set();
-
-/** Creates `name` on the server behind `adminUrl` (the `postgres` database) and returns its URL. */
-export async function createDatabase(adminUrl: string, name: string): Promise<string> {
-  const c = new Client({ connectionString: adminUrl });
-  await c.connect();
-  try {
-    await c.query(`create database "${name}"`);
-  } finally {
-    await c.end();
-  }
-  return adminUrl.replace(/\/[^/]*$/, `/${name}`);
-}
 
 export interface Show {
   concertId: string;

@@ -9,6 +9,8 @@ import { createDeps, type Deps, type DepsOverrides } from "../../src/deps";
 import { createLogger } from "../../src/platform/logger";
 import { createServer, type AppServer } from "../../src/server";
 
+import { createDatabase } from "./services";
+
 export { freePort, startRedis, startPostgres } from "./services";
 export type { PostgresServer, RedisServer } from "./services";
 
@@ -30,14 +32,7 @@ export interface TestDatabase {
 export async function createTestDatabase(): Promise<TestDatabase> {
   const admin = required("TEST_PG_ADMIN_URL");
   const name = `t_${randomBytes(6).toString("hex")}`;
-  const client = new Client({ connectionString: admin });
-  await client.connect();
-  try {
-    await client.query(`create database "${name}"`);
-  } finally {
-    await client.end();
-  }
-  const url = admin.replace(/\/postgres$/, `/${name}`);
+  const url = await createDatabase(admin, name);
   return {
     url,
     name,
