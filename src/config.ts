@@ -55,12 +55,88 @@ const list = z
 
 const truthy = (v: string) => v === "true" || v === "1" || v === "yes";
 
+/** A rate limit: "N/duration" (e.g. "10/1m": ten calls a minute) or "off". */
+export interface RateLimit {
+  points: number;
+  durationMs: number;
+}
+
+export function parseRateLimit(text: string): RateLimit | undefined {
+  const t = text.trim();
+  if (t === "off") return undefined;
+  const m = /^(\d+)\/(.+)$/.exec(t);
+  if (!m) throw new Error(`not a rate limit: "${text}" (use e.g. 10/1m, or off)`);
+  const points = Number(m[1]);
+  const durationMs = parseDuration(m[2]);
+  if (points < 1 || points > 1_000_000) throw new Error(`calls must be 1-1000000 in "${text}"`);
+  if (durationMs < 1000 || durationMs % 1000 !== 0) throw new Error(`the window must be whole seconds, at least 1s, in "${text}"`);
+  return { points, durationMs };
+}
+
+const rateLimit = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      try {
+        return parseRateLimit(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+        return z.NEVER;
+      }
+    });
+
+const onOff = (fallback: "on" | "off") =>
+  z
+    .enum(["on", "off", "true", "false", "1", "0", "yes", "no"])
+    .default(fallback)
+    .transform((v) => v === "on" || truthy(v));
+
+/** A port that may be switched off ("off"). */
+const optionalPort = (fallback: number) =>
+  z
+    .string()
+    .default(String(fallback))
+    .transform((v, ctx) => {
+      if (v === "off") return undefined;
+      if (!/^\d+$/.test(v) || Number(v) > 65535) {
+        ctx.addIssue({ code: "custom", message: "must be a port number (0-65535) or off" });
+        return z.NEVER;
+      }
+      return Number(v);
+    });
+
 const schema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
   PORT: int(8080, 0, 65535),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   CORS_ORIGINS: list,
   SHUTDOWN_GRACE: duration("10s", 0),
+  /** X-Forwarded-For entries appended by proxies we trust (0: the socket's address is the client). */
+  TRUST_PROXY_HOPS: int(0, 0, 10),
+  METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+  METRICS_PORT: optionalPort(9464),
+
+  HEADERS_TIMEOUT: duration("5s", 100),
+  KEEPALIVE_TIMEOUT: duration("5s", 100),
+  HTTP2_IDLE_TIMEOUT: duration("60s", 100),
+  HTTP2_MAX_CONCURRENT_STREAMS: int(100, 1, 10_000),
+
+  AUTH_MODE: z.enum(["jwt", "none"]).optional(),
+  AUTH_JWKS: z.string().min(1).optional(),
+  AUTH_ISSUER: z.string().min(1).optional(),
+  AUTH_AUDIENCE: z.string().min(1).optional(),
+  AUTH_CLOCK_TOLERANCE: duration("30s", 0),
+  AUTH_JWKS_COOLDOWN: duration("30s", 0),
+
+  RATE_LIMITS: onOff("on"),
+  RATE_LIMIT_UNAUTHENTICATED: rateLimit("600/1m"),
+  RATE_LIMIT_ISSUE_TOKEN: rateLimit("10/1m"),
+  RATE_LIMIT_ISSUE_TOKEN_ADDRESS: rateLimit("120/1m"),
+  RATE_LIMIT_HOLD_SEAT: rateLimit("30/1m"),
+  RATE_LIMIT_HOLD_SEAT_ADDRESS: rateLimit("600/1m"),
+  RATE_LIMIT_CHARGE: rateLimit("30/1m"),
+  RATE_LIMIT_CHARGE_ADDRESS: rateLimit("600/1m"),
 
   DATABASE_URL: z.string().url().optional(),
   DB_POOL_MAX: int(10, 1, 200),
@@ -75,6 +151,8 @@ const schema = z.object({
   QUEUE_ADMIT_PER_SECOND: int(50, 1),
   QUEUE_ACTIVE_TTL: duration("10m", 1000),
   QUEUE_IDLE_TTL: duration("2m", 1000),
+  QUEUE_ACTIVE_IDLE_TTL: duration("2m", 1000),
+  QUEUE_MAX_STREAMS_PER_TOKEN: int(4, 1, 100),
   QUEUE_TICK: duration("250ms", 10),
   QUEUE_STREAM_POSITION_INTERVAL: duration("1s", 0),
 
@@ -96,14 +174,70 @@ export interface Config {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   corsOrigins: string[];
   shutdownGraceMs: number;
+  /** Where Prometheus metrics are served; undefined: nowhere. */
+  metrics?: { host: string; port: number };
+  connections: { trustProxyHops: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; http2IdleTimeoutMs: number; http2MaxConcurrentStreams: number };
+  auth: AuthConfig;
+  rateLimits: RateLimitConfig;
   database: { url?: string; poolMax: number; pgliteDataDir: string; seedDemoCatalog?: boolean };
   redisUrls: string[];
-  queue: { maxActive: number; admitPerSecond: number; activeTtlMs: number; idleTtlMs: number; tickMs: number; streamPositionIntervalMs: number; redisPrefix: string };
+  queue: {
+    maxActive: number;
+    admitPerSecond: number;
+    activeTtlMs: number;
+    idleTtlMs: number;
+    /** An ACTIVE ticket whose user makes no gated call for this long gives its slot back. */
+    activeIdleTtlMs: number;
+    tickMs: number;
+    streamPositionIntervalMs: number;
+    /** Open WatchQueueStatus streams one token may hold on one instance. */
+    maxStreamsPerToken: number;
+    redisPrefix: string;
+  };
   hold: { ttlMs: number; maxPerUser: number; lockTtlMs: number; sweepIntervalMs: number };
   wallet: { chargeMax: number; balanceMax: number };
 }
 
+export type AuthConfig =
+  | { mode: "none" }
+  | {
+      mode: "jwt";
+      /** A JWKS URL (http/https) or the path of a local JWKS JSON file. */
+      jwks: string;
+      issuer: string;
+      audience: string;
+      clockToleranceMs: number;
+      /** Least time between two reloads of the key set when a token names an unknown key. */
+      jwksCooldownMs: number;
+    };
+
+/** Each limit: undefined when "off". Per user and per client address. */
+export interface RateLimitConfig {
+  enabled: boolean;
+  unauthenticated?: RateLimit;
+  issueToken?: RateLimit;
+  issueTokenAddress?: RateLimit;
+  holdSeat?: RateLimit;
+  holdSeatAddress?: RateLimit;
+  charge?: RateLimit;
+  chargeAddress?: RateLimit;
+}
+
 export class ConfigError extends Error {}
+
+type Parsed = z.infer<typeof schema>;
+
+function authConfig(e: Parsed): AuthConfig {
+  const mode = e.AUTH_MODE ?? (e.DATABASE_URL ? undefined : "none");
+  if (!mode)
+    throw new ConfigError(
+      "invalid configuration:\n  AUTH_MODE: must be set when DATABASE_URL is set: jwt (verify callers' bearer tokens) or none (trust the user ids in requests)",
+    );
+  if (mode === "none") return { mode };
+  const missing = (["AUTH_JWKS", "AUTH_ISSUER", "AUTH_AUDIENCE"] as const).filter((k) => !e[k]);
+  if (missing.length) throw new ConfigError(`invalid configuration:\n${missing.map((k) => `  ${k}: required with AUTH_MODE=jwt`).join("\n")}`);
+  return { mode, jwks: e.AUTH_JWKS!, issuer: e.AUTH_ISSUER!, audience: e.AUTH_AUDIENCE!, clockToleranceMs: e.AUTH_CLOCK_TOLERANCE, jwksCooldownMs: e.AUTH_JWKS_COOLDOWN };
+}
 
 /** Reads the configuration from an environment (process.env by default). */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -121,6 +255,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     corsOrigins: e.CORS_ORIGINS,
     shutdownGraceMs: e.SHUTDOWN_GRACE,
+    metrics: e.METRICS_PORT === undefined ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
+    connections: {
+      trustProxyHops: e.TRUST_PROXY_HOPS,
+      headersTimeoutMs: e.HEADERS_TIMEOUT,
+      keepAliveTimeoutMs: e.KEEPALIVE_TIMEOUT,
+      http2IdleTimeoutMs: e.HTTP2_IDLE_TIMEOUT,
+      http2MaxConcurrentStreams: e.HTTP2_MAX_CONCURRENT_STREAMS,
+    },
+    auth: authConfig(e),
+    rateLimits: {
+      enabled: e.RATE_LIMITS,
+      unauthenticated: e.RATE_LIMIT_UNAUTHENTICATED,
+      issueToken: e.RATE_LIMIT_ISSUE_TOKEN,
+      issueTokenAddress: e.RATE_LIMIT_ISSUE_TOKEN_ADDRESS,
+      holdSeat: e.RATE_LIMIT_HOLD_SEAT,
+      holdSeatAddress: e.RATE_LIMIT_HOLD_SEAT_ADDRESS,
+      charge: e.RATE_LIMIT_CHARGE,
+      chargeAddress: e.RATE_LIMIT_CHARGE_ADDRESS,
+    },
     database: { url: e.DATABASE_URL, poolMax: e.DB_POOL_MAX, pgliteDataDir: e.PGLITE_DATA_DIR, seedDemoCatalog: e.SEED_DEMO_CATALOG === undefined ? undefined : truthy(e.SEED_DEMO_CATALOG) },
     redisUrls: e.REDIS_URLS,
     queue: {
@@ -128,6 +281,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       admitPerSecond: e.QUEUE_ADMIT_PER_SECOND,
       activeTtlMs: e.QUEUE_ACTIVE_TTL,
       idleTtlMs: e.QUEUE_IDLE_TTL,
+      activeIdleTtlMs: e.QUEUE_ACTIVE_IDLE_TTL,
+      maxStreamsPerToken: e.QUEUE_MAX_STREAMS_PER_TOKEN,
       tickMs: e.QUEUE_TICK,
       streamPositionIntervalMs: e.QUEUE_STREAM_POSITION_INTERVAL,
       redisPrefix: e.QUEUE_REDIS_PREFIX,

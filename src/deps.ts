@@ -12,6 +12,8 @@ import { Queue } from "./modules/queue/queue.service.js";
 import { createRedisQueueStore } from "./modules/queue/redis-queue-store.js";
 import { startHoldSweeper } from "./modules/reservation/hold-sweeper.js";
 import { createReservationMetrics, type ReservationMetrics } from "./modules/reservation/reservation.metrics.js";
+import { createAuthenticator, type Authenticator } from "./rpc/auth.js";
+import { createRateLimits, type RateLimits } from "./rpc/rate-limit.js";
 
 /** Everything a handler may use, wired by hand once at boot. */
 export interface Deps {
@@ -25,6 +27,10 @@ export interface Deps {
   redis: Redis[];
   locks: Locks;
   queue: Queue;
+  /** Who is calling: verifies bearer tokens (AUTH_MODE=jwt) or trusts requests (none). */
+  auth: Authenticator;
+  /** Per-user and per-address call budgets, shared through Redis when there is one. */
+  limits: RateLimits;
   reservationMetrics: ReservationMetrics;
   close(): Promise<void>;
 }
@@ -37,6 +43,8 @@ export interface DepsOverrides {
 
 export async function createDeps(config: Config, log: Logger, overrides: DepsOverrides = {}): Promise<Deps> {
   const clock = overrides.clock ?? systemClock;
+  // First: a key set that cannot be read stops the process before anything opens.
+  const auth = await createAuthenticator(config.auth, log);
   const db = await openDatabase(config.database, log);
   let redis: Redis[] = [];
   try {
@@ -51,6 +59,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   }
   const locks = redis.length ? createRedlockLocks(redis, log) : createLocalLocks(() => clock.now().getTime());
   const metrics = createMetrics();
+  const limits = createRateLimits(config.rateLimits, redis[0], log, metrics.registry);
   // The line lives on the first node; Redlock uses all of them.
   const store = redis.length ? createRedisQueueStore(redis[0], config.queue.redisPrefix) : createMemoryQueueStore();
   const queue: Queue = new Queue(store, clock, config.queue, log, createQueueMetrics(metrics.registry, () => queue.openStreams));
@@ -68,9 +77,12 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     redis,
     locks,
     queue,
+    auth,
+    limits,
     reservationMetrics,
     async close() {
       await queue.stop();
+      auth.close();
       await sweeper.stop();
       await closeRedis(redis);
       await db.close();

@@ -1,17 +1,12 @@
-import { randomUUID } from "node:crypto";
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
-import { Code, cors as connectCors, createContextValues } from "@connectrpc/connect";
+import { Code, cors as connectCors } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Deps } from "./deps.js";
 import { createRoutes, createHealthState } from "./routes.js";
-import { requestIdKey } from "./rpc/context.js";
-import { createErrorInterceptor } from "./rpc/errors.js";
-import { createQueueGateInterceptor } from "./rpc/gate.js";
 import { ServingStatus, type HealthState } from "./rpc/health.js";
-import { createLoggingInterceptor } from "./rpc/logging.js";
+import { createCallContext, createInterceptors } from "./rpc/pipeline.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
@@ -29,7 +24,6 @@ export interface AppServer {
 }
 
 const HTTP2_PREFACE = Buffer.from("PRI");
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /**
@@ -43,17 +37,8 @@ export function createServer(deps: Deps): AppServer {
   const draining = new AbortController();
   const connect = connectNodeAdapter({
     routes: createRoutes(deps, health, draining.signal),
-    interceptors: [
-      createLoggingInterceptor(deps.log, deps.metrics),
-      createErrorInterceptor(deps.log),
-      createQueueGateInterceptor(deps.queue),
-      createValidateInterceptor(),
-    ],
-    contextValues: (req) => {
-      const given = req.headers["x-request-id"];
-      const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-      return createContextValues().set(requestIdKey, id);
-    },
+    interceptors: createInterceptors({ ...deps, trustProxyHops: deps.config.connections.trustProxyHops }),
+    contextValues: createCallContext(deps.config.connections.trustProxyHops),
     readMaxBytes: MAX_MESSAGE_BYTES,
     fallback: (req, res) => httpEndpoints(deps, health, req, res as Response),
   });

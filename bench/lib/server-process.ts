@@ -28,7 +28,8 @@ export async function startServerProcess(env: Record<string, string>, options: S
   const port = await freePort();
   const child = spawn(join(ROOT, "node_modules", ".bin", "tsx"), [...(options.nodeFlags ?? []), "src/main.ts"], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: "warn", HOST: "127.0.0.1", PORT: String(port), ...env },
+    // Benchmarks measure the booking path, not the abuse guards: no auth, no call budgets, no metrics port.
+    env: { ...process.env, LOG_LEVEL: "warn", HOST: "127.0.0.1", PORT: String(port), AUTH_MODE: "none", RATE_LIMITS: "off", METRICS_PORT: "off", ...env },
     stdio: ["ignore", "inherit", "inherit"],
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

@@ -48,9 +48,23 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
-/** A configuration for tests: quiet, loopback, free port, no demo catalog unless asked (SEED_DEMO_CATALOG=true). */
+/**
+ * A configuration for tests: quiet, loopback, free port, no demo catalog unless
+ * asked (SEED_DEMO_CATALOG=true). Authentication, call budgets and the metrics
+ * port are off unless a suite turns them on: the suites that test those do.
+ */
 export function testConfig(env: Env = {}): Config {
-  return loadConfig({ HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "silent", SEED_DEMO_CATALOG: "false", SHUTDOWN_GRACE: "2s", ...env });
+  return loadConfig({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    LOG_LEVEL: "silent",
+    SEED_DEMO_CATALOG: "false",
+    SHUTDOWN_GRACE: "2s",
+    AUTH_MODE: "none",
+    RATE_LIMITS: "off",
+    METRICS_PORT: "off",
+    ...env,
+  });
 }
 
 export interface TestServer {
