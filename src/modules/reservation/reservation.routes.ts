@@ -5,7 +5,8 @@ import { ReservationStatus, type ReservationSchema } from "../../../gen/boxoffic
 import { ReservationService } from "../../../gen/boxoffice/reservation/v1/reservation_service_pb.js";
 import type { Deps } from "../../deps.js";
 import { errorReason, notFound } from "../../platform/errors.js";
-import { callerKey, requireCaller } from "../../rpc/context.js";
+import { requireCaller } from "../../rpc/context.js";
+import { actingUser, actsForAnyone } from "../../rpc/identity.js";
 import { getReservation, listReservations, RESERVATION_NOT_FOUND, type ReservationView } from "./reservation.service.js";
 import { cancelHold, holdSeat } from "./seat-hold.service.js";
 
@@ -65,9 +66,8 @@ export function registerReservationRoutes(
     },
     async getReservation(req, ctx) {
       const r = await getReservation(deps.orm.em.fork(), deps.clock, req.reservationId);
-      // Ungated today (reservation ids are unguessable); once a caller is known, only its own.
-      const who = ctx.values.get(callerKey);
-      if (who && who.userId !== r.userId) throw notFound(RESERVATION_NOT_FOUND, `no reservation ${req.reservationId}`);
+      // Another user's reservation reads as absent, as for CancelHold: its existence is not theirs to learn.
+      if (!actsForAnyone(ctx) && actingUser(ctx, "") !== r.userId) throw notFound(RESERVATION_NOT_FOUND, `no reservation ${req.reservationId}`);
       return { reservation: toReservationInit(r) };
     },
     async listReservations(req) {

@@ -1,9 +1,10 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Clock } from "../../platform/clock.js";
-import { notFound } from "../../platform/errors.js";
+import { invalidArgument, notFound } from "../../platform/errors.js";
 import { Reservation, type ReservationStatus } from "./reservation.entity.js";
 
 export const RESERVATION_NOT_FOUND = "RESERVATION_NOT_FOUND";
+export const INVALID_PAGE_TOKEN = "INVALID_PAGE_TOKEN";
 
 /** A reservation as callers see it: where the seat is, and its status at the clock's time. */
 export interface ReservationView {
@@ -53,9 +54,51 @@ export async function getReservation(em: EntityManager, clock: Clock, id: string
   return viewOf(r, clock.now());
 }
 
-/** A user's reservations, newest first. */
-export async function listReservations(em: EntityManager, clock: Clock, userId: string): Promise<ReservationView[]> {
-  const rows = await em.find(Reservation, { userId }, { populate: ["seat.concertDate"], orderBy: { createdAt: "desc", id: "desc" } });
+export interface ReservationPage {
+  reservations: ReservationView[];
+  /** Empty on the last page. */
+  nextPageToken: string;
+}
+
+const MAX_PAGE = 100;
+const DEFAULT_PAGE = 20;
+
+/**
+ * A page of a user's reservations, newest first. The page token is an opaque
+ * keyset cursor on (created_at, id), the listing's order, so reservations
+ * taken while a client pages neither shift nor repeat the pages after it.
+ */
+export async function listReservations(
+  em: EntityManager,
+  clock: Clock,
+  userId: string,
+  pageSize: number,
+  pageToken: string,
+): Promise<ReservationPage> {
+  const size = Math.min(pageSize || DEFAULT_PAGE, MAX_PAGE);
+  const after = pageToken ? decodeCursor(pageToken) : undefined;
+  const rows = await em.find(
+    Reservation,
+    after
+      ? { userId, $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] }
+      : { userId },
+    { populate: ["seat.concertDate"], orderBy: { createdAt: "desc", id: "desc" }, limit: size + 1 },
+  );
+  const page = rows.slice(0, size);
+  const last = page[page.length - 1];
   const now = clock.now();
-  return rows.map((r) => viewOf(r, now));
+  return { reservations: page.map((r) => viewOf(r, now)), nextPageToken: rows.length > size ? encodeCursor(last) : "" };
+}
+
+// created_at is written from the clock's Date, so milliseconds are its whole precision.
+const CURSOR = /^r1:(\d{1,15}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+function encodeCursor(r: Pick<Reservation, "createdAt" | "id">): string {
+  return Buffer.from(`r1:${r.createdAt.getTime()}:${r.id}`).toString("base64url");
+}
+
+function decodeCursor(token: string): { createdAt: Date; id: string } {
+  const m = CURSOR.exec(Buffer.from(token, "base64url").toString());
+  if (!m) throw invalidArgument(INVALID_PAGE_TOKEN, "page_token is not one this server issued");
+  return { createdAt: new Date(Number(m[1])), id: m[2] };
 }

@@ -4,6 +4,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { WalletEntryKind, type WalletEntrySchema } from "../../../gen/boxoffice/wallet/v1/wallet_pb.js";
 import { WalletService } from "../../../gen/boxoffice/wallet/v1/wallet_service_pb.js";
 import type { Deps } from "../../deps.js";
+import { SCOPES } from "../../rpc/auth.js";
+import { actingUser, requireScope } from "../../rpc/identity.js";
 import { chargeBalance, getBalance, listEntries, type EntryView } from "./wallet.service.js";
 
 const KIND = { CHARGE: WalletEntryKind.CHARGE, PAYMENT: WalletEntryKind.PAYMENT } as const;
@@ -22,19 +24,22 @@ export function toWalletEntryInit(e: EntryView): MessageInitShape<typeof WalletE
 
 export function registerWalletRoutes(router: ConnectRouter, deps: Deps): void {
   router.service(WalletService, {
-    async chargeBalance(req) {
+    async chargeBalance(req, ctx) {
+      // Only the payment provider's service credits wallets: end users cannot mint money.
+      requireScope(ctx, SCOPES.walletCharge);
       const r = await chargeBalance(deps.orm.em.fork(), deps.clock, deps.config.wallet, {
-        userId: req.userId,
+        userId: actingUser(ctx, req.userId, SCOPES.walletCharge),
         amount: req.amount,
         idempotencyKey: req.idempotencyKey,
       });
       return { balance: BigInt(r.balance), entry: toWalletEntryInit(r.entry) };
     },
-    async getBalance(req) {
-      return { userId: req.userId, balance: BigInt(await getBalance(deps.orm.em.fork(), req.userId)) };
+    async getBalance(req, ctx) {
+      const userId = actingUser(ctx, req.userId);
+      return { userId, balance: BigInt(await getBalance(deps.orm.em.fork(), userId)) };
     },
-    async listWalletEntries(req) {
-      const page = await listEntries(deps.orm.em.fork(), req.userId, req.pageSize, req.pageToken);
+    async listWalletEntries(req, ctx) {
+      const page = await listEntries(deps.orm.em.fork(), actingUser(ctx, req.userId), req.pageSize, req.pageToken);
       return { entries: page.entries.map(toWalletEntryInit), nextPageToken: page.nextPageToken };
     },
   });

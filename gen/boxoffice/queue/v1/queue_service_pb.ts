@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file boxoffice/queue/v1/queue_service.proto.
  */
 export const file_boxoffice_queue_v1_queue_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZib3hvZmZpY2UvcXVldWUvdjEvcXVldWVfc2VydmljZS5wcm90bxISYm94b2ZmaWNlLnF1ZXVlLnYxIk0KEUlzc3VlVG9rZW5SZXF1ZXN0EjgKB3VzZXJfaWQYASABKAlCJ7pIJHIiEAEYQDIcXltBLVphLXowLTldW0EtWmEtejAtOV8uLV0qJCJFChJJc3N1ZVRva2VuUmVzcG9uc2USLwoGdGlja2V0GAEgASgLMh8uYm94b2ZmaWNlLnF1ZXVlLnYxLlF1ZXVlVGlja2V0IkUKFUdldFF1ZXVlU3RhdHVzUmVxdWVzdBIsCgV0b2tlbhgBIAEoCUIdukgachgQEBiAATIRXltBLVphLXowLTlfLi1dKyQiSQoWR2V0UXVldWVTdGF0dXNSZXNwb25zZRIvCgZ0aWNrZXQYASABKAsyHy5ib3hvZmZpY2UucXVldWUudjEuUXVldWVUaWNrZXQiRwoXV2F0Y2hRdWV1ZVN0YXR1c1JlcXVlc3QSLAoFdG9rZW4YASABKAlCHbpIGnIYEBAYgAEyEV5bQS1aYS16MC05Xy4tXSskIksKGFdhdGNoUXVldWVTdGF0dXNSZXNwb25zZRIvCgZ0aWNrZXQYASABKAsyHy5ib3hvZmZpY2UucXVldWUudjEuUXVldWVUaWNrZXQyxQIKDFF1ZXVlU2VydmljZRJbCgpJc3N1ZVRva2VuEiUuYm94b2ZmaWNlLnF1ZXVlLnYxLklzc3VlVG9rZW5SZXF1ZXN0GiYuYm94b2ZmaWNlLnF1ZXVlLnYxLklzc3VlVG9rZW5SZXNwb25zZRJnCg5HZXRRdWV1ZVN0YXR1cxIpLmJveG9mZmljZS5xdWV1ZS52MS5HZXRRdWV1ZVN0YXR1c1JlcXVlc3QaKi5ib3hvZmZpY2UucXVldWUudjEuR2V0UXVldWVTdGF0dXNSZXNwb25zZRJvChBXYXRjaFF1ZXVlU3RhdHVzEisuYm94b2ZmaWNlLnF1ZXVlLnYxLldhdGNoUXVldWVTdGF0dXNSZXF1ZXN0GiwuYm94b2ZmaWNlLnF1ZXVlLnYxLldhdGNoUXVldWVTdGF0dXNSZXNwb25zZTABYgZwcm90bzM", [file_boxoffice_queue_v1_queue, file_buf_validate_validate]);
+  fileDesc("CiZib3hvZmZpY2UvcXVldWUvdjEvcXVldWVfc2VydmljZS5wcm90bxISYm94b2ZmaWNlLnF1ZXVlLnYxIlAKEUlzc3VlVG9rZW5SZXF1ZXN0EjsKB3VzZXJfaWQYASABKAlCKrpIJ9gBAXIiEAEYQDIcXltBLVphLXowLTldW0EtWmEtejAtOV8uLV0qJCJFChJJc3N1ZVRva2VuUmVzcG9uc2USLwoGdGlja2V0GAEgASgLMh8uYm94b2ZmaWNlLnF1ZXVlLnYxLlF1ZXVlVGlja2V0IkUKFUdldFF1ZXVlU3RhdHVzUmVxdWVzdBIsCgV0b2tlbhgBIAEoCUIdukgachgQEBiAATIRXltBLVphLXowLTlfLi1dKyQiSQoWR2V0UXVldWVTdGF0dXNSZXNwb25zZRIvCgZ0aWNrZXQYASABKAsyHy5ib3hvZmZpY2UucXVldWUudjEuUXVldWVUaWNrZXQiRwoXV2F0Y2hRdWV1ZVN0YXR1c1JlcXVlc3QSLAoFdG9rZW4YASABKAlCHbpIGnIYEBAYgAEyEV5bQS1aYS16MC05Xy4tXSskIksKGFdhdGNoUXVldWVTdGF0dXNSZXNwb25zZRIvCgZ0aWNrZXQYASABKAsyHy5ib3hvZmZpY2UucXVldWUudjEuUXVldWVUaWNrZXQyxQIKDFF1ZXVlU2VydmljZRJbCgpJc3N1ZVRva2VuEiUuYm94b2ZmaWNlLnF1ZXVlLnYxLklzc3VlVG9rZW5SZXF1ZXN0GiYuYm94b2ZmaWNlLnF1ZXVlLnYxLklzc3VlVG9rZW5SZXNwb25zZRJnCg5HZXRRdWV1ZVN0YXR1cxIpLmJveG9mZmljZS5xdWV1ZS52MS5HZXRRdWV1ZVN0YXR1c1JlcXVlc3QaKi5ib3hvZmZpY2UucXVldWUudjEuR2V0UXVldWVTdGF0dXNSZXNwb25zZRJvChBXYXRjaFF1ZXVlU3RhdHVzEisuYm94b2ZmaWNlLnF1ZXVlLnYxLldhdGNoUXVldWVTdGF0dXNSZXF1ZXN0GiwuYm94b2ZmaWNlLnF1ZXVlLnYxLldhdGNoUXVldWVTdGF0dXNSZXNwb25zZTABYgZwcm90bzM", [file_boxoffice_queue_v1_queue, file_buf_validate_validate]);
 
 /**
  * IssueToken input.
@@ -23,6 +23,9 @@ export const file_boxoffice_queue_v1_queue_service: GenFile = /*@__PURE__*/
 export type IssueTokenRequest = Message<"boxoffice.queue.v1.IssueTokenRequest"> & {
   /**
    * The user joining the queue.
+   * Empty: the authenticated caller (the bearer token's sub). If set it must
+   * be the caller, unless the caller has the boxoffice:service scope.
+   * Required when the server runs with AUTH_MODE=none.
    *
    * @generated from field: string user_id = 1;
    */
@@ -149,6 +152,8 @@ export const WatchQueueStatusResponseSchema: GenMessage<WatchQueueStatusResponse
 export const QueueService: GenService<{
   /**
    * Returns the user's live token, or a new one at the back of the line.
+   * The user is the caller (or, with the boxoffice:service scope, any user
+   * named in the request); another user is PERMISSION_DENIED (USER_MISMATCH).
    *
    * @generated from rpc boxoffice.queue.v1.QueueService.IssueToken
    */
@@ -159,6 +164,8 @@ export const QueueService: GenService<{
   },
   /**
    * Reports a token's state. Polling keeps a waiting token in line.
+   * The token must belong to the caller (unless the caller has the
+   * boxoffice:service scope); otherwise PERMISSION_DENIED (QUEUE_TOKEN_NOT_YOURS).
    *
    * @generated from rpc boxoffice.queue.v1.QueueService.GetQueueStatus
    */
@@ -169,7 +176,9 @@ export const QueueService: GenService<{
   },
   /**
    * Sends the ticket at once and again on every change, until it expires.
-   * An open stream keeps a waiting token in line.
+   * An open stream keeps a waiting token in line. The token must belong to
+   * the caller (unless the caller has the boxoffice:service scope); otherwise
+   * PERMISSION_DENIED (QUEUE_TOKEN_NOT_YOURS).
    *
    * @generated from rpc boxoffice.queue.v1.QueueService.WatchQueueStatus
    */

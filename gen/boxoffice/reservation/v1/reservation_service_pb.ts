@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file boxoffice/reservation/v1/reservation_service.proto.
  */
 export const file_boxoffice_reservation_v1_reservation_service: GenFile = /*@__PURE__*/
-  fileDesc("CjJib3hvZmZpY2UvcmVzZXJ2YXRpb24vdjEvcmVzZXJ2YXRpb25fc2VydmljZS5wcm90bxIYYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxIrABCg9Ib2xkU2VhdFJlcXVlc3QSMwoKY29uY2VydF9pZBgBIAEoCUIfukgcchoQARhAMhReW2EtejAtOV1bYS16MC05LV0qJBJICgRkYXRlGAIgASgJQjq6SDdyNTIzXlswLTldezR9LSgwWzEtOV18MVswLTJdKS0oMFsxLTldfFsxMl1bMC05XXwzWzAxXSkkEh4KC3NlYXRfbnVtYmVyGAMgASgFQgm6SAYaBBgyKAEiTgoQSG9sZFNlYXRSZXNwb25zZRI6CgtyZXNlcnZhdGlvbhgBIAEoCzIlLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbiI1ChFDYW5jZWxIb2xkUmVxdWVzdBIgCg5yZXNlcnZhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQEiUAoSQ2FuY2VsSG9sZFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uInUKFVBheVJlc2VydmF0aW9uUmVxdWVzdBIgCg5yZXNlcnZhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESOgoPaWRlbXBvdGVuY3lfa2V5GAIgASgJQiG6SB7YAQFyGRABGIABMhJeW0EtWmEtejAtOV8uOi1dKyQimQEKFlBheVJlc2VydmF0aW9uUmVzcG9uc2USOgoLcmVzZXJ2YXRpb24YASABKAsyJS5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuUmVzZXJ2YXRpb24SMgoHcGF5bWVudBgCIAEoCzIhLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5QYXltZW50Eg8KB2JhbGFuY2UYAyABKAMiOQoVR2V0UmVzZXJ2YXRpb25SZXF1ZXN0EiAKDnJlc2VydmF0aW9uX2lkGAEgASgJQgi6SAVyA7ABASJUChZHZXRSZXNlcnZhdGlvblJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uIlMKF0xpc3RSZXNlcnZhdGlvbnNSZXF1ZXN0EjgKB3VzZXJfaWQYASABKAlCJ7pIJHIiEAEYQDIcXltBLVphLXowLTldW0EtWmEtejAtOV8uLV0qJCJXChhMaXN0UmVzZXJ2YXRpb25zUmVzcG9uc2USOwoMcmVzZXJ2YXRpb25zGAEgAygLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uMs8EChJSZXNlcnZhdGlvblNlcnZpY2USYQoISG9sZFNlYXQSKS5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuSG9sZFNlYXRSZXF1ZXN0GiouYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkhvbGRTZWF0UmVzcG9uc2USZwoKQ2FuY2VsSG9sZBIrLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5DYW5jZWxIb2xkUmVxdWVzdBosLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5DYW5jZWxIb2xkUmVzcG9uc2UScwoOUGF5UmVzZXJ2YXRpb24SLy5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuUGF5UmVzZXJ2YXRpb25SZXF1ZXN0GjAuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlBheVJlc2VydmF0aW9uUmVzcG9uc2USeAoOR2V0UmVzZXJ2YXRpb24SLy5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuR2V0UmVzZXJ2YXRpb25SZXF1ZXN0GjAuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkdldFJlc2VydmF0aW9uUmVzcG9uc2UiA5ACARJ+ChBMaXN0UmVzZXJ2YXRpb25zEjEuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkxpc3RSZXNlcnZhdGlvbnNSZXF1ZXN0GjIuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkxpc3RSZXNlcnZhdGlvbnNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_boxoffice_reservation_v1_reservation, file_buf_validate_validate]);
+  fileDesc("CjJib3hvZmZpY2UvcmVzZXJ2YXRpb24vdjEvcmVzZXJ2YXRpb25fc2VydmljZS5wcm90bxIYYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxIrABCg9Ib2xkU2VhdFJlcXVlc3QSMwoKY29uY2VydF9pZBgBIAEoCUIfukgcchoQARhAMhReW2EtejAtOV1bYS16MC05LV0qJBJICgRkYXRlGAIgASgJQjq6SDdyNTIzXlswLTldezR9LSgwWzEtOV18MVswLTJdKS0oMFsxLTldfFsxMl1bMC05XXwzWzAxXSkkEh4KC3NlYXRfbnVtYmVyGAMgASgFQgm6SAYaBBgyKAEiTgoQSG9sZFNlYXRSZXNwb25zZRI6CgtyZXNlcnZhdGlvbhgBIAEoCzIlLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbiI1ChFDYW5jZWxIb2xkUmVxdWVzdBIgCg5yZXNlcnZhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQEiUAoSQ2FuY2VsSG9sZFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uInUKFVBheVJlc2VydmF0aW9uUmVxdWVzdBIgCg5yZXNlcnZhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESOgoPaWRlbXBvdGVuY3lfa2V5GAIgASgJQiG6SB7YAQFyGRABGIABMhJeW0EtWmEtejAtOV8uOi1dKyQimQEKFlBheVJlc2VydmF0aW9uUmVzcG9uc2USOgoLcmVzZXJ2YXRpb24YASABKAsyJS5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuUmVzZXJ2YXRpb24SMgoHcGF5bWVudBgCIAEoCzIhLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5QYXltZW50Eg8KB2JhbGFuY2UYAyABKAMiOQoVR2V0UmVzZXJ2YXRpb25SZXF1ZXN0EiAKDnJlc2VydmF0aW9uX2lkGAEgASgJQgi6SAVyA7ABASJUChZHZXRSZXNlcnZhdGlvblJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uIpIBChdMaXN0UmVzZXJ2YXRpb25zUmVxdWVzdBI7Cgd1c2VyX2lkGAEgASgJQiq6SCfYAQFyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQSHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAIicAoYTGlzdFJlc2VydmF0aW9uc1Jlc3BvbnNlEjsKDHJlc2VydmF0aW9ucxgBIAMoCzIlLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyzwQKElJlc2VydmF0aW9uU2VydmljZRJhCghIb2xkU2VhdBIpLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5Ib2xkU2VhdFJlcXVlc3QaKi5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuSG9sZFNlYXRSZXNwb25zZRJnCgpDYW5jZWxIb2xkEisuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkNhbmNlbEhvbGRSZXF1ZXN0GiwuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkNhbmNlbEhvbGRSZXNwb25zZRJzCg5QYXlSZXNlcnZhdGlvbhIvLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5QYXlSZXNlcnZhdGlvblJlcXVlc3QaMC5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuUGF5UmVzZXJ2YXRpb25SZXNwb25zZRJ4Cg5HZXRSZXNlcnZhdGlvbhIvLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5HZXRSZXNlcnZhdGlvblJlcXVlc3QaMC5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuR2V0UmVzZXJ2YXRpb25SZXNwb25zZSIDkAIBEn4KEExpc3RSZXNlcnZhdGlvbnMSMS5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuTGlzdFJlc2VydmF0aW9uc1JlcXVlc3QaMi5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuTGlzdFJlc2VydmF0aW9uc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_boxoffice_reservation_v1_reservation, file_buf_validate_validate]);
 
 /**
  * HoldSeat input. The acting user comes from the queue token.
@@ -227,10 +227,27 @@ export const GetReservationResponseSchema: GenMessage<GetReservationResponse> = 
 export type ListReservationsRequest = Message<"boxoffice.reservation.v1.ListReservationsRequest"> & {
   /**
    * Whose reservations to list.
+   * Empty: the authenticated caller (the bearer token's sub). If set it must
+   * be the caller, unless the caller has the boxoffice:service scope.
+   * Required when the server runs with AUTH_MODE=none.
    *
    * @generated from field: string user_id = 1;
    */
   userId: string;
+
+  /**
+   * Reservations per page, 1-100; 0 means 20.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -252,6 +269,13 @@ export type ListReservationsResponse = Message<"boxoffice.reservation.v1.ListRes
    * @generated from field: repeated boxoffice.reservation.v1.Reservation reservations = 1;
    */
   reservations: Reservation[];
+
+  /**
+   * Pass to get the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -299,7 +323,8 @@ export const ReservationService: GenService<{
     output: typeof PayReservationResponseSchema;
   },
   /**
-   * Reads one reservation.
+   * Reads one reservation. Only its owner (or a caller with the
+   * boxoffice:service scope) may; anyone else gets NOT_FOUND.
    *
    * @generated from rpc boxoffice.reservation.v1.ReservationService.GetReservation
    */
@@ -309,7 +334,9 @@ export const ReservationService: GenService<{
     output: typeof GetReservationResponseSchema;
   },
   /**
-   * Lists a user's reservations, newest first.
+   * Pages through a user's reservations, newest first. The caller's own, or
+   * any user's with the boxoffice:service scope.
+   * Naming another user without it is PERMISSION_DENIED (USER_MISMATCH).
    *
    * @generated from rpc boxoffice.reservation.v1.ReservationService.ListReservations
    */

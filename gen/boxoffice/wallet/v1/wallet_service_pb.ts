@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file boxoffice/wallet/v1/wallet_service.proto.
  */
 export const file_boxoffice_wallet_v1_wallet_service: GenFile = /*@__PURE__*/
-  fileDesc("Cihib3hvZmZpY2Uvd2FsbGV0L3YxL3dhbGxldF9zZXJ2aWNlLnByb3RvEhNib3hvZmZpY2Uud2FsbGV0LnYxIqUBChRDaGFyZ2VCYWxhbmNlUmVxdWVzdBI4Cgd1c2VyX2lkGAEgASgJQie6SCRyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQSFwoGYW1vdW50GAIgASgDQge6SAQiAiAAEjoKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUIhukge2AEBchkQARiAATISXltBLVphLXowLTlfLjotXSskIlkKFUNoYXJnZUJhbGFuY2VSZXNwb25zZRIPCgdiYWxhbmNlGAEgASgDEi8KBWVudHJ5GAIgASgLMiAuYm94b2ZmaWNlLndhbGxldC52MS5XYWxsZXRFbnRyeSJNChFHZXRCYWxhbmNlUmVxdWVzdBI4Cgd1c2VyX2lkGAEgASgJQie6SCRyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQiNgoSR2V0QmFsYW5jZVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSDwoHYmFsYW5jZRgCIAEoAyKQAQoYTGlzdFdhbGxldEVudHJpZXNSZXF1ZXN0EjgKB3VzZXJfaWQYASABKAlCJ7pIJHIiEAEYQDIcXltBLVphLXowLTldW0EtWmEtejAtOV8uLV0qJBIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiAAiJnChlMaXN0V2FsbGV0RW50cmllc1Jlc3BvbnNlEjEKB2VudHJpZXMYASADKAsyIC5ib3hvZmZpY2Uud2FsbGV0LnYxLldhbGxldEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLUAgoNV2FsbGV0U2VydmljZRJmCg1DaGFyZ2VCYWxhbmNlEikuYm94b2ZmaWNlLndhbGxldC52MS5DaGFyZ2VCYWxhbmNlUmVxdWVzdBoqLmJveG9mZmljZS53YWxsZXQudjEuQ2hhcmdlQmFsYW5jZVJlc3BvbnNlEmIKCkdldEJhbGFuY2USJi5ib3hvZmZpY2Uud2FsbGV0LnYxLkdldEJhbGFuY2VSZXF1ZXN0GicuYm94b2ZmaWNlLndhbGxldC52MS5HZXRCYWxhbmNlUmVzcG9uc2UiA5ACARJ3ChFMaXN0V2FsbGV0RW50cmllcxItLmJveG9mZmljZS53YWxsZXQudjEuTGlzdFdhbGxldEVudHJpZXNSZXF1ZXN0Gi4uYm94b2ZmaWNlLndhbGxldC52MS5MaXN0V2FsbGV0RW50cmllc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_boxoffice_wallet_v1_wallet, file_buf_validate_validate]);
+  fileDesc("Cihib3hvZmZpY2Uvd2FsbGV0L3YxL3dhbGxldF9zZXJ2aWNlLnByb3RvEhNib3hvZmZpY2Uud2FsbGV0LnYxIqUBChRDaGFyZ2VCYWxhbmNlUmVxdWVzdBI4Cgd1c2VyX2lkGAEgASgJQie6SCRyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQSFwoGYW1vdW50GAIgASgDQge6SAQiAiAAEjoKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUIhukge2AEBchkQARiAATISXltBLVphLXowLTlfLjotXSskIlkKFUNoYXJnZUJhbGFuY2VSZXNwb25zZRIPCgdiYWxhbmNlGAEgASgDEi8KBWVudHJ5GAIgASgLMiAuYm94b2ZmaWNlLndhbGxldC52MS5XYWxsZXRFbnRyeSJQChFHZXRCYWxhbmNlUmVxdWVzdBI7Cgd1c2VyX2lkGAEgASgJQiq6SCfYAQFyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQiNgoSR2V0QmFsYW5jZVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSDwoHYmFsYW5jZRgCIAEoAyKTAQoYTGlzdFdhbGxldEVudHJpZXNSZXF1ZXN0EjsKB3VzZXJfaWQYASABKAlCKrpIJ9gBAXIiEAEYQDIcXltBLVphLXowLTldW0EtWmEtejAtOV8uLV0qJBIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiAAiJnChlMaXN0V2FsbGV0RW50cmllc1Jlc3BvbnNlEjEKB2VudHJpZXMYASADKAsyIC5ib3hvZmZpY2Uud2FsbGV0LnYxLldhbGxldEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLUAgoNV2FsbGV0U2VydmljZRJmCg1DaGFyZ2VCYWxhbmNlEikuYm94b2ZmaWNlLndhbGxldC52MS5DaGFyZ2VCYWxhbmNlUmVxdWVzdBoqLmJveG9mZmljZS53YWxsZXQudjEuQ2hhcmdlQmFsYW5jZVJlc3BvbnNlEmIKCkdldEJhbGFuY2USJi5ib3hvZmZpY2Uud2FsbGV0LnYxLkdldEJhbGFuY2VSZXF1ZXN0GicuYm94b2ZmaWNlLndhbGxldC52MS5HZXRCYWxhbmNlUmVzcG9uc2UiA5ACARJ3ChFMaXN0V2FsbGV0RW50cmllcxItLmJveG9mZmljZS53YWxsZXQudjEuTGlzdFdhbGxldEVudHJpZXNSZXF1ZXN0Gi4uYm94b2ZmaWNlLndhbGxldC52MS5MaXN0V2FsbGV0RW50cmllc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_boxoffice_wallet_v1_wallet, file_buf_validate_validate]);
 
 /**
  * ChargeBalance input.
@@ -22,7 +22,8 @@ export const file_boxoffice_wallet_v1_wallet_service: GenFile = /*@__PURE__*/
  */
 export type ChargeBalanceRequest = Message<"boxoffice.wallet.v1.ChargeBalanceRequest"> & {
   /**
-   * Whose wallet to charge.
+   * Whose wallet to charge. Always required: the caller needs the
+   * wallet:charge scope and may name any user.
    *
    * @generated from field: string user_id = 1;
    */
@@ -87,6 +88,9 @@ export const ChargeBalanceResponseSchema: GenMessage<ChargeBalanceResponse> = /*
 export type GetBalanceRequest = Message<"boxoffice.wallet.v1.GetBalanceRequest"> & {
   /**
    * Whose balance to read.
+   * Empty: the authenticated caller (the bearer token's sub). If set it must
+   * be the caller, unless the caller has the boxoffice:service scope.
+   * Required when the server runs with AUTH_MODE=none.
    *
    * @generated from field: string user_id = 1;
    */
@@ -136,6 +140,9 @@ export const GetBalanceResponseSchema: GenMessage<GetBalanceResponse> = /*@__PUR
 export type ListWalletEntriesRequest = Message<"boxoffice.wallet.v1.ListWalletEntriesRequest"> & {
   /**
    * Whose ledger to read.
+   * Empty: the authenticated caller (the bearer token's sub). If set it must
+   * be the caller, unless the caller has the boxoffice:service scope.
+   * Required when the server runs with AUTH_MODE=none.
    *
    * @generated from field: string user_id = 1;
    */
@@ -198,7 +205,9 @@ export const ListWalletEntriesResponseSchema: GenMessage<ListWalletEntriesRespon
  */
 export const WalletService: GenService<{
   /**
-   * Adds money to a user's wallet, creating it on first charge.
+   * Adds money to a user's wallet, creating it on first charge. The caller
+   * needs the wallet:charge scope (PERMISSION_DENIED, SCOPE_REQUIRED without
+   * it) and may then charge any user.
    *
    * @generated from rpc boxoffice.wallet.v1.WalletService.ChargeBalance
    */
@@ -208,7 +217,9 @@ export const WalletService: GenService<{
     output: typeof ChargeBalanceResponseSchema;
   },
   /**
-   * Reads a balance; 0 for a user never charged.
+   * Reads a balance; 0 for a user never charged. The caller's own, or any
+   * user's with the boxoffice:service scope.
+   * Naming another user without it is PERMISSION_DENIED (USER_MISMATCH).
    *
    * @generated from rpc boxoffice.wallet.v1.WalletService.GetBalance
    */
@@ -218,7 +229,9 @@ export const WalletService: GenService<{
     output: typeof GetBalanceResponseSchema;
   },
   /**
-   * Pages through a wallet's ledger, newest first.
+   * Pages through a wallet's ledger, newest first. The caller's own, or any
+   * user's with the boxoffice:service scope.
+   * Naming another user without it is PERMISSION_DENIED (USER_MISMATCH).
    *
    * @generated from rpc boxoffice.wallet.v1.WalletService.ListWalletEntries
    */
