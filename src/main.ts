@@ -22,13 +22,15 @@ async function main(): Promise<void> {
     { port, host: config.host, database: deps.db.engine, queueAndLocks: deps.redis.length ? `redis x${deps.redis.length}` : "in-process" },
     "serving gRPC, gRPC-Web and Connect",
   );
+  if (config.metrics) log.info({ host: config.metrics.host, port: server.metricsPort }, "serving Prometheus metrics at /metrics");
+  else log.info("Prometheus metrics are off (METRICS_PORT=off)");
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "draining");
-    await server.close();
+    await server.close(); // the public port first, the metrics listener last
     await deps.close();
     log.info("stopped");
     process.exit(0);

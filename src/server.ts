@@ -1,10 +1,18 @@
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
-import { Code, cors as connectCors } from "@connectrpc/connect";
+import { Code, ConnectError, cors as connectCors, createContextKey, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { createAsyncIterable, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { codeFromHttpStatus, endStreamFlag, endStreamFromJson, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerParse } from "@connectrpc/connect/protocol-grpc-web";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Deps } from "./deps.js";
+import type { Logger } from "./platform/logger.js";
+import { serveMetrics, type Metrics, type MetricsServer } from "./platform/metrics.js";
 import { createRoutes, createHealthState } from "./routes.js";
+import { codeName } from "./rpc/codes.js";
+import { requestIdKey } from "./rpc/context.js";
 import { ServingStatus, type HealthState } from "./rpc/health.js";
 import { createCallContext, createInterceptors } from "./rpc/pipeline.js";
 
@@ -14,8 +22,10 @@ type Handler = (req: Request, res: Response) => void;
 
 export interface AppServer {
   health: HealthState;
-  /** Resolves with the bound port (useful with port 0). */
+  /** Resolves with the bound port (useful with port 0); also starts the metrics listener when configured. */
   listen(port: number, host?: string): Promise<number>;
+  /** Where Prometheus metrics are served once listening; undefined when METRICS_PORT=off. */
+  readonly metricsPort: number | undefined;
   /**
    * Graceful stop: report NOT_SERVING, stop accepting, end server streams with
    * UNAVAILABLE, give unary calls up to `graceMs` to finish, then cut what is left.
@@ -31,54 +41,112 @@ const MAX_MESSAGE_BYTES = 1024 * 1024;
  * to the h2c server (gRPC, and Connect/gRPC-Web over HTTP/2); the rest go to
  * an HTTP/1.1 server (browsers speaking Connect or gRPC-Web). Both run the same
  * Connect handler.
+ *
+ * Every connection must earn its file descriptor: one that has not sent a
+ * complete request head within HEADERS_TIMEOUT of connecting is closed, idle
+ * HTTP/1.1 keep-alive sockets close after KEEPALIVE_TIMEOUT, HTTP/2 sessions
+ * without an open stream get a GOAWAY after HTTP2_IDLE_TIMEOUT, and one HTTP/2
+ * connection may hold at most HTTP2_MAX_CONCURRENT_STREAMS streams.
  */
 export function createServer(deps: Deps): AppServer {
+  const limits = deps.config.connections;
   const health = createHealthState();
   const draining = new AbortController();
+  const callContext = createCallContext(limits.trustProxyHops);
   const connect = connectNodeAdapter({
-    routes: createRoutes(deps, health, draining.signal),
-    interceptors: createInterceptors({ ...deps, trustProxyHops: deps.config.connections.trustProxyHops }),
-    contextValues: createCallContext(deps.config.connections.trustProxyHops),
+    routes: (router) => {
+      createRoutes(deps, health, draining.signal)(router);
+      accountRefusedCalls(router, deps.log, deps.metrics);
+    },
+    interceptors: [markPipelineEntered, ...createInterceptors({ ...deps, trustProxyHops: limits.trustProxyHops })],
+    contextValues: (req) => callContext(req).set(pipelineEnteredKey, { entered: false }),
     readMaxBytes: MAX_MESSAGE_BYTES,
-    fallback: (req, res) => httpEndpoints(deps, health, req, res as Response),
+    fallback: (req, res) => httpEndpoints(health, req, res as Response),
   });
   const handler = withCors(deps.config.corsOrigins, connect as Handler);
 
-  const h2 = createHttp2Server({}, handler);
+  const h2 = createHttp2Server({ settings: { maxConcurrentStreams: limits.http2MaxConcurrentStreams } }, handler);
   const sessions = new Set<Http2Session>();
+  // The head deadline of the socket being handed to h2 right now: "session" is
+  // emitted synchronously inside h2.emit("connection").
+  let handingOver: NodeJS.Timeout | undefined;
   h2.on("session", (s) => {
     sessions.add(s);
     s.on("close", () => sessions.delete(s));
+    const headDeadline = handingOver;
+    s.once("stream", () => clearTimeout(headDeadline));
+    closeWhenIdle(s, limits.http2IdleTimeoutMs, limits.headersTimeoutMs);
   });
-  const h1 = createHttp1Server();
+
+  const h1 = createHttp1Server({
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: Math.max(limits.headersTimeoutMs, 300_000),
+    // Node waits one second more than it advertises in `Keep-Alive: timeout=`, so a client reusing the socket at the deadline does not race the close.
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionsCheckingInterval: Math.min(1000, Math.max(25, Math.floor(limits.headersTimeoutMs / 5))),
+  });
+  // headersTimeout and requestTimeout are enforced by a timer node starts on
+  // "listening" (setupConnectionsTracking), and only for connections arriving
+  // after it. h1 never listens (connections are handed to it), so without this
+  // a half-sent request head would hold its socket forever.
+  h1.emit("listening");
   const h1Calls = trackHttp1Calls(h1, draining.signal);
   h1.on("request", handler);
+
   const sockets = new Set<Socket>();
   const unrouted = new Set<Socket>();
   const tcp = createNetServer((socket) => {
     sockets.add(socket);
     unrouted.add(socket);
+    // Until the first request head: covers silence, a partial HTTP/2 preface
+    // and, on HTTP/2, a session that never opens a stream. On HTTP/1.1, node's
+    // headersTimeout takes over once the socket is handed over.
+    const headDeadline = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
     socket.on("close", () => {
+      clearTimeout(headDeadline);
       sockets.delete(socket);
       unrouted.delete(socket);
     });
     socket.on("error", () => socket.destroy());
     routeConnection(socket, (isH2) => {
       unrouted.delete(socket);
-      (isH2 ? h2 : h1).emit("connection", socket);
+      if (!isH2) {
+        clearTimeout(headDeadline);
+        h1.emit("connection", socket);
+        return;
+      }
+      handingOver = headDeadline;
+      try {
+        h2.emit("connection", socket);
+      } finally {
+        handingOver = undefined;
+      }
     });
   });
 
+  let metrics: MetricsServer | undefined;
   return {
     health,
-    listen(port, host = deps.config.host) {
-      return new Promise((resolve, reject) => {
+    get metricsPort() {
+      return metrics?.port;
+    },
+    async listen(port, host = deps.config.host) {
+      const bound = await new Promise<number>((resolve, reject) => {
         tcp.once("error", reject);
         tcp.listen(port, host, () => {
           tcp.off("error", reject);
           resolve((tcp.address() as AddressInfo).port);
         });
       });
+      if (deps.config.metrics) {
+        try {
+          metrics = await serveMetrics(deps.metrics.registry, deps.config.metrics.host, deps.config.metrics.port);
+        } catch (err) {
+          await new Promise((resolve) => tcp.close(resolve));
+          throw err;
+        }
+      }
+      return bound;
     },
     async close(graceMs = deps.config.shutdownGraceMs) {
       health.setAll(ServingStatus.NOT_SERVING);
@@ -93,8 +161,40 @@ export function createServer(deps: Deps): AppServer {
       }, graceMs);
       await closed;
       clearTimeout(timer);
+      h1.close(); // stops its connection-checking timer; its sockets are gone by now
+      await metrics?.close(); // last: a scrape during the drain still sees it
     },
   };
+}
+
+/**
+ * An HTTP/2 session with no open stream for `idleMs` gets a GOAWAY
+ * (session.close()); one with a stream open is never cut, however long the
+ * stream lasts (WatchQueueStatus). A peer that does not let the GOAWAY
+ * through within `graceMs` is disconnected.
+ */
+function closeWhenIdle(session: Http2Session, idleMs: number, graceMs: number): void {
+  let open = 0;
+  let idle: NodeJS.Timeout | undefined;
+  let grace: NodeJS.Timeout | undefined;
+  const arm = () => {
+    idle = setTimeout(() => {
+      session.close();
+      grace = setTimeout(() => session.destroy(), graceMs);
+    }, idleMs);
+  };
+  session.on("stream", (stream) => {
+    open++;
+    clearTimeout(idle);
+    stream.once("close", () => {
+      if (--open === 0 && !session.closed) arm();
+    });
+  });
+  session.once("close", () => {
+    clearTimeout(idle);
+    clearTimeout(grace);
+  });
+  arm();
 }
 
 /**
@@ -132,6 +232,76 @@ function trackHttp1Calls(h1: ReturnType<typeof createHttp1Server>, draining: Abo
       }
     },
   };
+}
+
+/** Set when a call enters the interceptor pipeline; a call without it was answered by the Connect runtime alone. */
+const pipelineEnteredKey = createContextKey<{ entered: boolean } | undefined>(undefined, { description: "call entered the pipeline" });
+
+const markPipelineEntered: Interceptor = (next) => (req) => {
+  const mark = req.contextValues.get(pipelineEnteredKey);
+  if (mark) mark.entered = true;
+  return next(req);
+};
+
+/**
+ * Calls the Connect runtime refuses before any interceptor runs get the one
+ * log line and the metric sample every other call gets from the pipeline.
+ *
+ * These are the client's fault: a unary request whose bytes are not the
+ * request message, broken gRPC framing, an oversized message, a bad timeout
+ * header. connect-es (2.1) parses a unary request before the interceptors and
+ * answers an undecodable binary message with INTERNAL "parse binary: ..." (its
+ * createBinarySerialization hard-codes Code.Internal; no option changes that,
+ * grpc-go does the same, connect-go says INVALID_ARGUMENT). The client keeps
+ * getting what the runtime answered; the log line says it was the client
+ * (`fault: "client"`), so an INTERNAL here is not a server bug to chase.
+ */
+function accountRefusedCalls(router: ConnectRouter, log: Logger, metrics: Metrics): void {
+  router.handlers.forEach((handler, i) => {
+    const procedure = `/${handler.service.typeName}/${handler.method.name}`;
+    const observed = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
+      const started = performance.now();
+      const res = await handler(req);
+      // By now a call the runtime let through has entered the pipeline: the
+      // handler resolves only once the first response bytes (or the status) exist.
+      if (req.contextValues?.get(pipelineEnteredKey)?.entered !== false) return res;
+      const chunks: Uint8Array[] = [];
+      if (res.body) for await (const chunk of res.body) chunks.push(chunk); // a refusal is one status, no messages
+      const error = refusalOf(req, res, chunks);
+      const code = codeName(error.code);
+      const seconds = (performance.now() - started) / 1000;
+      const requestId = req.contextValues.get(requestIdKey);
+      metrics.rpcCalls.inc({ procedure, code });
+      metrics.rpcDuration.observe({ procedure, code }, seconds);
+      log.warn(
+        { procedure, code, durationMs: Math.round(seconds * 100_000) / 100, requestId, error: error.rawMessage, fault: "client" },
+        "rpc refused before the pipeline: malformed request",
+      );
+      const header = new Headers(res.header);
+      header.set("x-request-id", requestId);
+      return { ...res, header, body: res.body && createAsyncIterable(chunks) };
+    };
+    router.handlers[i] = Object.assign(observed, handler);
+  });
+}
+
+/** The status a refused call was answered with, read back from its protocol's framing. */
+function refusalOf(req: UniversalServerRequest, res: UniversalServerResponse, body: Uint8Array[]): ConnectError {
+  const contentType = req.header.get("content-type") ?? "";
+  const last = body.at(-1);
+  const fallback = new ConnectError(`HTTP ${res.status}`, codeFromHttpStatus(res.status));
+  try {
+    if (contentType.startsWith("application/grpc-web")) {
+      return (last && last[0] & trailerFlag ? findTrailerError(trailerParse(last.subarray(5))) : undefined) ?? fallback;
+    }
+    if (contentType.startsWith("application/grpc")) return findTrailerError(res.trailer ?? new Headers()) ?? fallback;
+    if (contentType.startsWith("application/connect+")) {
+      return (last && last[0] & endStreamFlag ? endStreamFromJson(last.subarray(5)).error : undefined) ?? fallback;
+    }
+    return last && res.status !== 200 ? errorFromJsonBytes(last, undefined, fallback) : fallback;
+  } catch {
+    return fallback;
+  }
 }
 
 /** Reads just enough of a new connection to tell h2c from HTTP/1.1, then hands it over. */
@@ -177,22 +347,13 @@ function withCors(origins: string[], next: Handler): Handler {
   };
 }
 
-/** Plain HTTP endpoints beside the RPCs: Prometheus metrics and a liveness probe. */
-function httpEndpoints(deps: Deps, health: HealthState, req: Request, res: Response): void {
+/**
+ * Plain HTTP endpoints beside the RPCs: a liveness probe. Metrics are not
+ * here: they are served on their own loopback listener (METRICS_HOST/PORT),
+ * and /metrics on this port is a 404 like any other unknown path.
+ */
+function httpEndpoints(health: HealthState, req: Request, res: Response): void {
   const path = (req.url ?? "/").split("?")[0];
-  if (req.method === "GET" && path === "/metrics") {
-    deps.metrics.registry.metrics().then(
-      (body) => {
-        res.writeHead(200, { "content-type": deps.metrics.registry.contentType });
-        res.end(body);
-      },
-      () => {
-        res.writeHead(500);
-        res.end();
-      },
-    );
-    return;
-  }
   if (req.method === "GET" && path === "/healthz") {
     const serving = health.get("") === ServingStatus.SERVING;
     res.writeHead(serving ? 200 : 503, { "content-type": "text/plain" });

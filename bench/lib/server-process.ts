@@ -8,6 +8,8 @@ const ROOT = join(__dirname, "..", "..");
 
 export interface ServerProcess {
   port: number;
+  /** The server's loopback metrics listener (METRICS_PORT), where metrics() reads. */
+  metricsPort: number;
   pid: number;
   child: ChildProcess;
   /** Parsed /metrics values by exact series name (e.g. "process_resident_memory_bytes"). */
@@ -26,10 +28,26 @@ export interface ServerProcessOptions {
 /** The real server as its own process (`tsx src/main.ts`), as an operator runs it. */
 export async function startServerProcess(env: Record<string, string>, options: ServerProcessOptions = {}): Promise<ServerProcess> {
   const port = await freePort();
+  let metricsPort = await freePort();
+  while (metricsPort === port) metricsPort = await freePort();
   const child = spawn(join(ROOT, "node_modules", ".bin", "tsx"), [...(options.nodeFlags ?? []), "src/main.ts"], {
     cwd: ROOT,
-    // Benchmarks measure the booking path, not the abuse guards: no auth, no call budgets, no metrics port.
-    env: { ...process.env, LOG_LEVEL: "warn", HOST: "127.0.0.1", PORT: String(port), AUTH_MODE: "none", RATE_LIMITS: "off", METRICS_PORT: "off", ...env },
+    // Benchmarks measure the booking path, not the abuse guards: no auth, no call budgets.
+    // Metrics come from the server's own loopback metrics port, as an operator's Prometheus reads them.
+    env: {
+      ...process.env,
+      LOG_LEVEL: "warn",
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      AUTH_MODE: "none",
+      RATE_LIMITS: "off",
+      // A bench multiplexes thousands of simulated users' streams over a few
+      // connections; real users each bring their own connection.
+      HTTP2_MAX_CONCURRENT_STREAMS: "10000",
+      ...env,
+      METRICS_HOST: "127.0.0.1",
+      METRICS_PORT: String(metricsPort),
+    },
     stdio: ["ignore", "inherit", "inherit"],
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
@@ -49,10 +67,11 @@ export async function startServerProcess(env: Record<string, string>, options: S
   client.close();
   return {
     port,
+    metricsPort,
     pid: child.pid!,
     child,
     async metrics() {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       const out = new Map<string, number>();
       for (const line of text.split("\n")) {
         if (!line || line.startsWith("#")) continue;

@@ -1,4 +1,4 @@
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { Code } from "@connectrpc/connect";
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
 import type { AuthConfig } from "../config.js";
@@ -73,7 +73,8 @@ export async function createAuthenticator(config: AuthConfig, log: Logger): Prom
       } catch (err) {
         throw translate(err, log);
       }
-      const sub = payload.sub ?? "";
+      // jose does not check the claim's type: a number or an array would pass the test below as its string form.
+      const sub = typeof payload.sub === "string" ? payload.sub : "";
       if (!SUBJECT.test(sub)) throw unauthenticated(AUTH_REASONS.subject, "the token's sub must be 1-64 printable ASCII characters without spaces");
       const scope = typeof payload.scope === "string" ? payload.scope : "";
       return { kind: "user", userId: sub, scopes: new Set(scope.split(" ").filter(Boolean)) };
@@ -86,7 +87,8 @@ export async function createAuthenticator(config: AuthConfig, log: Logger): Prom
 function translate(err: unknown, log: Logger) {
   if (err instanceof errors.JWTExpired) return unauthenticated(AUTH_REASONS.expired, "the bearer token has expired");
   if (err instanceof errors.JWTClaimValidationFailed) {
-    if (err.claim === "nbf") return unauthenticated(AUTH_REASONS.notYetValid, "the bearer token is not valid yet");
+    // Only a future nbf becomes valid later; a non-numeric one never does.
+    if (err.claim === "nbf" && err.reason === "check_failed") return unauthenticated(AUTH_REASONS.notYetValid, "the bearer token is not valid yet");
     return unauthenticated(AUTH_REASONS.invalid, `the bearer token's ${err.claim} claim is not accepted`);
   }
   if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid)
@@ -96,13 +98,16 @@ function translate(err: unknown, log: Logger) {
     return unauthenticated(AUTH_REASONS.invalid, "the bearer token's algorithm is not accepted (asymmetric signatures only)");
   if (err instanceof errors.JWSSignatureVerificationFailed || err instanceof errors.JWKSMultipleMatchingKeys)
     return unauthenticated(AUTH_REASONS.invalid, "the bearer token's signature does not verify");
-  if (err instanceof errors.JWKSTimeout || err instanceof errors.JOSEError || err instanceof TypeError) {
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JOSEError || isTypeError(err)) {
     // The identity provider's key set could not be had: not the caller's fault.
     log.warn({ err: String(err) }, "could not load the JWKS to verify a bearer token");
     return domainError(Code.Unavailable, AUTH_REASONS.keysUnavailable, "the keys to verify bearer tokens are unavailable; retry the call");
   }
   return unauthenticated(AUTH_REASONS.invalid, "the bearer token does not verify");
 }
+
+/** fetch's "fetch failed"; by name, since it may come from another realm (Jest's sandbox) than our TypeError. */
+const isTypeError = (err: unknown) => err instanceof TypeError || (typeof err === "object" && err !== null && (err as { name?: unknown }).name === "TypeError");
 
 interface KeySet {
   get: JWTVerifyGetKey;
@@ -120,13 +125,13 @@ async function openKeySet(source: string, cooldownMs: number, log: Logger): Prom
 }
 
 async function openFileKeySet(path: string, cooldownMs: number, log: Logger): Promise<KeySet> {
-  const load = async () => {
-    const text = await readFile(path, "utf8");
+  // Changes are told by content, not mtime: file timestamps tick coarsely, so a rewrite just after a read can keep the mtime.
+  const parse = (text: string) => {
     const jwks = JSON.parse(text) as JSONWebKeySet;
     if (!Array.isArray(jwks?.keys)) throw new Error(`${path} is not a JWKS (no "keys" array)`);
-    return { local: createLocalJWKSet(jwks), mtimeMs: (await stat(path)).mtimeMs };
+    return { local: createLocalJWKSet(jwks), text };
   };
-  let current = await load().catch((err: unknown) => {
+  let current = await readFile(path, "utf8").then(parse).catch((err: unknown) => {
     throw new Error(`AUTH_JWKS: cannot read a key set from ${path}: ${(err as Error).message}`);
   });
   let checkedAt = Date.now();
@@ -137,10 +142,10 @@ async function openFileKeySet(path: string, cooldownMs: number, log: Logger): Pr
       if (!(err instanceof errors.JWKSNoMatchingKey) || Date.now() - checkedAt < cooldownMs) throw err;
       checkedAt = Date.now();
       // A key published since we last read the file: rotation without a restart.
-      const mtimeMs = await stat(path).then((s) => s.mtimeMs, () => current.mtimeMs);
-      if (mtimeMs === current.mtimeMs) throw err;
+      const text = await readFile(path, "utf8").catch(() => current.text);
+      if (text === current.text) throw err;
       try {
-        current = await load();
+        current = parse(text);
         log.info({ jwks: path }, "reloaded the JWKS file");
       } catch (loadErr) {
         log.warn({ jwks: path, err: String(loadErr) }, "could not reload the JWKS file; keeping the keys read before");

@@ -34,6 +34,7 @@ beforeAll(async () => {
     QUEUE_REDIS_PREFIX: `e2e:${randomBytes(4).toString("hex")}:`,
     SEED_DEMO_CATALOG: "true",
     CORS_ORIGINS: APP_ORIGIN,
+    METRICS_PORT: "0",
   });
   grpcJs = grpcJsClient(s.port);
 });
@@ -222,9 +223,9 @@ describe("Connect JSON over HTTP/1.1 from a browser", () => {
 });
 
 describe("operations", () => {
-  test("GET /metrics counts every call by procedure and code", async () => {
+  test("/metrics on the metrics port counts every call by procedure and code; the public port has no /metrics", async () => {
     const metric = async () => {
-      const text = await (await fetch(`${s.baseUrl}/metrics`)).text();
+      const text = await (await fetch(`http://127.0.0.1:${s.server.metricsPort}/metrics`)).text();
       const sample = (procedure: string, code: string) => {
         const line = text.split("\n").find((l) => l.startsWith(`rpc_calls_total{procedure="${procedure}",code="${code}"}`));
         return line ? Number(line.split(" ").pop()) : 0;
@@ -243,6 +244,11 @@ describe("operations", () => {
     expect(after.listOk - before.listOk).toBe(2);
     expect(after.issueInvalid - before.issueInvalid).toBe(1);
     expect(after.histogram).toBe(true);
+
+    const publicPort = await fetch(`${s.baseUrl}/metrics`);
+    expect(publicPort.status).toBe(404);
+    await publicPort.arrayBuffer();
+    expect((await fetch(`${s.baseUrl}/healthz`)).status).toBe(200);
   });
 });
 

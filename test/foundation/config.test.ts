@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, loadConfig, parseDuration } from "../../src/config";
+import { ConfigError, loadConfig, parseDuration, parseRateLimit, type Env } from "../../src/config";
 
 const root = join(__dirname, "../..");
 
@@ -47,6 +47,7 @@ describe("loadConfig", () => {
       HOLD_TTL: "90000",
       SEED_DEMO_CATALOG: "yes",
       DATABASE_URL: "postgresql://app:secret@db.internal:5432/boxoffice",
+      AUTH_MODE: "none",
       LOG_LEVEL: "",
     });
     expect(c.port).toBe(9090);
@@ -92,6 +93,127 @@ describe("loadConfig", () => {
 
   test("CHARGE_MAX may not exceed BALANCE_MAX", () => {
     expect(() => loadConfig({ CHARGE_MAX: "100", BALANCE_MAX: "10" })).toThrow(/CHARGE_MAX: must not exceed BALANCE_MAX/);
+  });
+});
+
+/** The ConfigError loadConfig throws for `env` (fails the test if it does not throw one). */
+function configError(env: Env): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+/** A line of the message naming the variable, as every config error does. */
+const naming = (name: string) => new RegExp(`^\\s+${name}: `, "m");
+
+describe("loadConfig: authentication", () => {
+  const DATABASE_URL = "postgresql://app:secret@db.internal:5432/boxoffice";
+  const jwt = { AUTH_MODE: "jwt", AUTH_JWKS: "https://idp.test/.well-known/jwks.json", AUTH_ISSUER: "https://idp.test/", AUTH_AUDIENCE: "boxoffice" };
+
+  test("the embedded default (no DATABASE_URL) is AUTH_MODE=none", () => {
+    expect(loadConfig({}).auth).toEqual({ mode: "none" });
+  });
+
+  test("DATABASE_URL without AUTH_MODE is refused, naming AUTH_MODE (an empty AUTH_MODE counts as unset)", () => {
+    expect(configError({ DATABASE_URL })).toMatch(naming("AUTH_MODE"));
+    expect(configError({ DATABASE_URL, AUTH_MODE: "" })).toMatch(naming("AUTH_MODE"));
+  });
+
+  test("DATABASE_URL with AUTH_MODE=none is allowed", () => {
+    expect(loadConfig({ DATABASE_URL, AUTH_MODE: "none" }).auth).toEqual({ mode: "none" });
+  });
+
+  test("AUTH_MODE=jwt with its variables: defaults of 30 s tolerance and cooldown; durations parsed", () => {
+    expect(loadConfig({ DATABASE_URL, ...jwt }).auth).toEqual({
+      mode: "jwt",
+      jwks: jwt.AUTH_JWKS,
+      issuer: jwt.AUTH_ISSUER,
+      audience: jwt.AUTH_AUDIENCE,
+      clockToleranceMs: 30_000,
+      jwksCooldownMs: 30_000,
+    });
+    expect(loadConfig({ ...jwt, AUTH_JWKS: "/etc/boxoffice/jwks.json", AUTH_CLOCK_TOLERANCE: "5s", AUTH_JWKS_COOLDOWN: "0" }).auth).toMatchObject({
+      jwks: "/etc/boxoffice/jwks.json",
+      clockToleranceMs: 5000,
+      jwksCooldownMs: 0,
+    });
+  });
+
+  test("AUTH_MODE=jwt without AUTH_JWKS, AUTH_ISSUER and AUTH_AUDIENCE names each of them", () => {
+    const message = configError({ DATABASE_URL, AUTH_MODE: "jwt" });
+    for (const name of ["AUTH_JWKS", "AUTH_ISSUER", "AUTH_AUDIENCE"]) expect(message).toMatch(naming(name));
+  });
+
+  test.each(["AUTH_JWKS", "AUTH_ISSUER", "AUTH_AUDIENCE"])("AUTH_MODE=jwt without %s names it and only it (empty counts as unset)", (name) => {
+    for (const value of [undefined, ""]) {
+      const message = configError({ ...jwt, [name]: value });
+      expect(message).toMatch(naming(name));
+      for (const other of ["AUTH_JWKS", "AUTH_ISSUER", "AUTH_AUDIENCE"].filter((n) => n !== name)) expect(message).not.toMatch(naming(other));
+    }
+  });
+
+  test.each([
+    ["AUTH_MODE", "oidc"],
+    ["AUTH_MODE", "JWT"],
+    ["AUTH_CLOCK_TOLERANCE", "30 seconds"],
+    ["AUTH_JWKS_COOLDOWN", "-1s"],
+  ])("%s=%p is refused, naming the variable", (name, value) => {
+    expect(configError({ ...jwt, [name]: value })).toMatch(naming(name));
+  });
+});
+
+describe("rate limits", () => {
+  test.each([
+    ["10/1m", { points: 10, durationMs: 60_000 }],
+    ["600/1m", { points: 600, durationMs: 60_000 }],
+    ["1/1s", { points: 1, durationMs: 1000 }],
+    ["5/1h", { points: 5, durationMs: 3_600_000 }],
+    ["30/2000ms", { points: 30, durationMs: 2000 }],
+    [" 3/10s ", { points: 3, durationMs: 10_000 }],
+    ["1000000/1s", { points: 1_000_000, durationMs: 1000 }],
+    ["off", undefined],
+  ])("%p parses to %p", (text, limit) => {
+    expect(parseRateLimit(text)).toEqual(limit);
+  });
+
+  test("the defaults, and the values given", () => {
+    const c = loadConfig({});
+    expect(c.rateLimits).toEqual({
+      enabled: true,
+      unauthenticated: { points: 600, durationMs: 60_000 },
+      issueToken: { points: 10, durationMs: 60_000 },
+      issueTokenAddress: { points: 120, durationMs: 60_000 },
+      holdSeat: { points: 30, durationMs: 60_000 },
+      holdSeatAddress: { points: 600, durationMs: 60_000 },
+      charge: { points: 30, durationMs: 60_000 },
+      chargeAddress: { points: 600, durationMs: 60_000 },
+    });
+    const d = loadConfig({ RATE_LIMITS: "off", RATE_LIMIT_ISSUE_TOKEN: "3/10s", RATE_LIMIT_CHARGE: "off" });
+    expect(d.rateLimits.enabled).toBe(false);
+    expect(d.rateLimits.issueToken).toEqual({ points: 3, durationMs: 10_000 });
+    expect(d.rateLimits.charge).toBeUndefined();
+    expect(loadConfig({ RATE_LIMITS: "yes" }).rateLimits.enabled).toBe(true);
+  });
+
+  const bad = ["10", "10/", "/1m", "ten/1m", "10/1x", "10 / 1m", "0/1m", "1000001/1s", "10/0s", "10/500ms", "10/1500ms", "-1/1m", "OFF", "none"];
+
+  test.each(bad)("parseRateLimit(%p) is refused", (text) => {
+    expect(() => parseRateLimit(text)).toThrow();
+  });
+
+  test.each(
+    ["RATE_LIMIT_UNAUTHENTICATED", "RATE_LIMIT_ISSUE_TOKEN", "RATE_LIMIT_ISSUE_TOKEN_ADDRESS", "RATE_LIMIT_HOLD_SEAT", "RATE_LIMIT_HOLD_SEAT_ADDRESS", "RATE_LIMIT_CHARGE", "RATE_LIMIT_CHARGE_ADDRESS"].flatMap(
+      (name) => bad.map((value) => [name, value]),
+    ),
+  )("%s=%p is refused, naming the variable", (name, value) => {
+    expect(configError({ [name]: value })).toMatch(naming(name));
+  });
+
+  test("RATE_LIMITS accepts only on/off-like values", () => {
+    expect(configError({ RATE_LIMITS: "sometimes" })).toMatch(naming("RATE_LIMITS"));
   });
 });
 

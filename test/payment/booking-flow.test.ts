@@ -21,7 +21,7 @@ let s: TestServer;
 beforeAll(async () => {
   db = await createTestDatabase();
   s = await startTestServer(
-    { DATABASE_URL: db.url, REDIS_URLS: testRedisUrl(), QUEUE_REDIS_PREFIX: `flow:${randomBytes(4).toString("hex")}:`, SEED_DEMO_CATALOG: "true" },
+    { DATABASE_URL: db.url, REDIS_URLS: testRedisUrl(), QUEUE_REDIS_PREFIX: `flow:${randomBytes(4).toString("hex")}:`, SEED_DEMO_CATALOG: "true", METRICS_PORT: "0" },
     { startQueue: false },
   );
 });
@@ -29,6 +29,9 @@ afterAll(async () => {
   await s?.stop();
   await db?.drop();
 });
+
+/** Prometheus metrics, from the loopback metrics port (the public port has none). */
+const scrape = async () => (await fetch(`http://127.0.0.1:${s.server.metricsPort}/metrics`)).text();
 
 test("queue, browse, hold, charge, pay; the token is then spent", async () => {
   const transport = createGrpcTransport({ baseUrl: s.baseUrl });
@@ -79,7 +82,7 @@ test("queue, browse, hold, charge, pay; the token is then spent", async () => {
   expect(await checkInvariants(s.deps.orm.em.fork())).toEqual([]);
 
   // The domain metrics saw it all.
-  const metrics = await (await fetch(`${s.baseUrl}/metrics`)).text();
+  const metrics = await scrape();
   expect(metrics).toMatch(/^holds_granted_total 1$/m);
   expect(metrics).toMatch(/^hold_locks_total\{outcome="acquired"\} 1$/m);
   expect(metrics).toMatch(/^seats_held 0$/m);
@@ -96,7 +99,7 @@ test("a refused hold is counted by reason, and a live hold shows in seats_held",
   const req = { concertId: "akmu-lovelee-2027", date: "2027-06-05", seatNumber: 1 };
   await reservations.holdSeat(req, { headers: { "x-queue-token": tokens[0] } });
   await expect(reservations.holdSeat(req, { headers: { "x-queue-token": tokens[1] } })).rejects.toMatchObject({ code: Code.FailedPrecondition });
-  const metrics = await (await fetch(`${s.baseUrl}/metrics`)).text();
+  const metrics = await scrape();
   expect(metrics).toMatch(/^holds_refused_total\{reason="SEAT_UNAVAILABLE"\} 1$/m);
   expect(metrics).toMatch(/^seats_held 1$/m);
 });

@@ -20,6 +20,7 @@ test("3 concurrent admitters on one Redis stay within capacity and rate, and adm
     admitPerSecond: 100,
     burst: 10,
     activeTtlMs: 700,
+    activeIdleTtlMs: IDLE,
     idleTtlMs: IDLE,
     sweepBatch: 500,
   };

@@ -6,12 +6,14 @@ import type { AdmissionLimits, QueueStore } from "../../src/modules/queue/queue-
 import { memoryFactory, redisFactory, type StoreFactory } from "./store-factories";
 
 const IDLE = 120_000;
+const ACTIVE_IDLE = 300_000;
 const T0 = Date.parse("2026-12-01T10:00:00Z");
 const limits = (over: Partial<AdmissionLimits> = {}): AdmissionLimits => ({
   maxActive: 10,
   admitPerSecond: 1000,
   burst: 1000,
   activeTtlMs: 600_000,
+  activeIdleTtlMs: ACTIVE_IDLE,
   idleTtlMs: IDLE,
   sweepBatch: 2000,
   ...over,
@@ -138,6 +140,78 @@ describe.each([memoryFactory(), redisFactory()])("queue store contract: $name", 
     const r2 = await store.admit(T0 + 61_000, limits({ maxActive: 100, burst: 5, admitPerSecond: 5 }));
     expect(r2.admitted).toBe(5);
     expect(r2.recentAdmissions).toBe(5);
+  });
+
+  describe("ACTIVE idleness", () => {
+    const USE = { activeIdleTtlMs: 10_000 };
+    const l = (over: Partial<AdmissionLimits> = {}) => limits({ maxActive: 2, activeIdleTtlMs: USE.activeIdleTtlMs, ...over });
+
+    test("an ACTIVE ticket with no gated call for the idle TTL gives its slot back; admission starts the clock", async () => {
+      const [a, b, c] = await Promise.all(["a", "b", "c"].map((u, i) => store.issue(u, T0 + i, IDLE)));
+      expect(await store.admit(T0 + 10, l())).toMatchObject({ admitted: 2, active: 2, waiting: 1 });
+
+      // a makes a gated call; b only polls and streams, which is not using the slot.
+      expect((await store.status([a], T0 + 6000, IDLE, USE))[0]).toMatchObject({ state: "ACTIVE", expiresAt: T0 + 10 + 600_000 });
+      await store.status([b, c], T0 + 6000, IDLE, true);
+
+      expect(await store.admit(T0 + 10_009, l())).toMatchObject({ admitted: 0, expiredIdleActive: 0, active: 2 });
+      const freed = await store.admit(T0 + 10_010, l());
+      expect(freed).toMatchObject({ expiredIdleActive: 1, expiredActive: 0, admitted: 1, active: 2, waiting: 0 });
+      const [sa, sb, sc] = await store.status([a, b, c], T0 + 10_011, IDLE, false);
+      expect(sa).toMatchObject({ state: "ACTIVE", expiresAt: T0 + 10 + 600_000 }); // the window itself does not move
+      expect(sb.state).toBe("EXPIRED");
+      expect(sc.state).toBe("ACTIVE");
+
+      // a's last use was at +6 s; c was admitted at +10.01 s.
+      expect(await store.admit(T0 + 16_000, l())).toMatchObject({ expiredIdleActive: 1, active: 1 });
+      expect((await store.status([a, c], T0 + 16_001, IDLE, false)).map((t) => t.state)).toEqual(["EXPIRED", "ACTIVE"]);
+    });
+
+    test("an idle ACTIVE ticket reads EXPIRED before any round, and a late gated call does not revive it", async () => {
+      const a = await store.issue("a", T0, IDLE);
+      await store.admit(T0, l());
+      expect((await store.status([a], T0 + 9_999, IDLE, false))[0].state).toBe("ACTIVE");
+      expect((await store.status([a], T0 + 10_000, IDLE, USE))[0].state).toBe("EXPIRED");
+      expect(await store.admit(T0 + 10_001, l())).toMatchObject({ active: 0, expiredIdleActive: 0 });
+      const again = await store.issue("a", T0 + 10_002, IDLE);
+      expect(again).toMatchObject({ state: "WAITING" });
+      expect(again.seq).toBeGreaterThan(a.seq);
+    });
+
+    test("a gated call does not keep a WAITING ticket in line", async () => {
+      await store.issue("holder", T0, IDLE);
+      await store.admit(T0, l({ maxActive: 1 }));
+      const w = await store.issue("w", T0, IDLE);
+      const [seen] = await store.status([w], T0 + 5000, IDLE, USE);
+      expect(seen).toMatchObject({ state: "WAITING", expiresAt: T0 + IDLE });
+    });
+
+    test("the round reports when the next slot frees: the earliest window end or idle deadline", async () => {
+      const none = await store.admit(T0, l({ activeTtlMs: 60_000, activeIdleTtlMs: 30_000 }));
+      expect(none.nextSlotFreeAt).toBeUndefined();
+      const [a, b] = await Promise.all(["a", "b"].map((u) => store.issue(u, T0, IDLE)));
+      const use = { activeIdleTtlMs: 30_000 };
+      const lim = l({ activeTtlMs: 60_000, activeIdleTtlMs: 30_000 });
+      expect(await store.admit(T0 + 1, lim)).toMatchObject({ admitted: 2, nextSlotFreeAt: T0 + 1 + 30_000 });
+
+      await store.status([a], T0 + 20_000, IDLE, use);
+      await store.status([b], T0 + 25_000, IDLE, use);
+      // An instance whose clock lags 1 s never moves a deadline back.
+      await store.status([a], T0 + 19_000, IDLE, use);
+      expect((await store.admit(T0 + 26_000, lim)).nextSlotFreeAt).toBe(T0 + 50_000);
+
+      // Both keep using their slots: now the windows end first.
+      await store.status([a, b], T0 + 45_000, IDLE, use);
+      expect((await store.admit(T0 + 46_000, lim)).nextSlotFreeAt).toBe(T0 + 1 + 60_000);
+
+      // Gone after payment: no idle deadline is left behind.
+      await store.expire(a);
+      await store.expire(b);
+      const empty = await store.admit(T0 + 47_000, lim);
+      expect(empty).toMatchObject({ active: 0, expiredIdleActive: 0 });
+      expect(empty.nextSlotFreeAt).toBeUndefined();
+      expect(await store.admit(T0 + 200_000, lim)).toMatchObject({ expiredIdleActive: 0, expiredActive: 0 });
+    });
   });
 
   test("the token secret is stable for a store", async () => {

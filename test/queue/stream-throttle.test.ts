@@ -9,7 +9,16 @@ test("position-only updates wait for the interval; activation goes out in the sa
   const queue = new Queue(
     createMemoryQueueStore(),
     clock,
-    { maxActive: 100, admitPerSecond: 1, activeTtlMs: 600_000, idleTtlMs: 600_000, tickMs: 1000, streamPositionIntervalMs: 5000 },
+    {
+      maxActive: 100,
+      admitPerSecond: 1,
+      activeTtlMs: 600_000,
+      activeIdleTtlMs: 600_000,
+      idleTtlMs: 600_000,
+      tickMs: 1000,
+      streamPositionIntervalMs: 5000,
+      maxStreamsPerToken: 4,
+    },
     createLogger("silent"),
   );
   const ahead = [];

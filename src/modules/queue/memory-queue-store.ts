@@ -29,13 +29,21 @@ class RankIndex {
   }
 }
 
+/** An ACTIVE ticket's hold on a slot: it ends at `until`, or at `usedUntil` without a gated call. */
+interface Slot {
+  until: number;
+  usedUntil: number;
+}
+
 interface Entry {
   seq: number;
   /** Last poll or stream tick while waiting; 0 once active. */
   seen: number;
   /** Set while active. */
-  activeUntil?: number;
+  slot?: Slot;
 }
+
+const slotHeld = (slot: Slot, now: number) => slot.until > now && slot.usedUntil > now;
 
 /** The waiting room of a single server process (the embedded default). Same contract as Redis. */
 export function createMemoryQueueStore(): QueueStore {
@@ -43,7 +51,7 @@ export function createMemoryQueueStore(): QueueStore {
   /** Waiting users by ticket number. */
   const line = new Map<number, string>();
   const ranks = new RankIndex();
-  const active = new Map<string, number>();
+  const active = new Map<string, Slot>();
   let nextSeq = 1;
   let head = 1;
   let sweepCursor = 1;
@@ -67,7 +75,7 @@ export function createMemoryQueueStore(): QueueStore {
   const lookup = (userId: string, now: number, idle: number): { e: Entry; st: "A" | "W" | "X" } | undefined => {
     const e = users.get(userId);
     if (!e) return undefined;
-    if (e.activeUntil !== undefined) return { e, st: e.activeUntil > now ? "A" : "X" };
+    if (e.slot) return { e, st: slotHeld(e.slot, now) ? "A" : "X" };
     if (e.seen > 0 && e.seen + idle > now && line.has(e.seq)) return { e, st: "W" };
     return { e, st: "X" };
   };
@@ -83,7 +91,7 @@ export function createMemoryQueueStore(): QueueStore {
     kind: "memory",
     async issue(userId, now, idle) {
       const found = lookup(userId, now, idle);
-      if (found?.st === "A") return { userId, seq: found.e.seq, state: "ACTIVE", position: -1, expiresAt: found.e.activeUntil! };
+      if (found?.st === "A") return { userId, seq: found.e.seq, state: "ACTIVE", position: -1, expiresAt: found.e.slot!.until };
       if (found?.st === "W") {
         found.e.seen = now;
         return waitingTicket(userId, found.e, idle);
@@ -100,24 +108,29 @@ export function createMemoryQueueStore(): QueueStore {
       return refs.map((ref) => {
         const found = lookup(ref.userId, now, idle);
         if (!found || found.e.seq !== ref.seq) return { ...ref, state: "EXPIRED", position: -1, expiresAt: 0 };
-        if (found.st === "A") return { ...ref, state: "ACTIVE", position: -1, expiresAt: found.e.activeUntil! };
+        if (found.st === "A") {
+          const slot = found.e.slot!;
+          if (typeof touch === "object") slot.usedUntil = Math.max(slot.usedUntil, now + touch.activeIdleTtlMs);
+          return { ...ref, state: "ACTIVE", position: -1, expiresAt: slot.until };
+        }
         if (found.st === "X") {
           drop(ref.userId);
           return { ...ref, state: "EXPIRED", position: -1, expiresAt: 0 };
         }
-        if (touch) found.e.seen = now;
+        if (touch === true) found.e.seen = now;
         return waitingTicket(ref.userId, found.e, idle);
       });
     },
 
     async admit(now, l: AdmissionLimits): Promise<AdmissionRound> {
       let expiredActive = 0;
-      for (const [userId, until] of active) {
-        if (until <= now) {
-          active.delete(userId);
-          users.delete(userId);
-          expiredActive++;
-        }
+      let expiredIdleActive = 0;
+      for (const [userId, slot] of active) {
+        if (slotHeld(slot, now)) continue;
+        active.delete(userId);
+        users.delete(userId);
+        if (slot.until <= now) expiredActive++;
+        else expiredIdleActive++;
       }
 
       let droppedIdle = 0;
@@ -154,8 +167,9 @@ export function createMemoryQueueStore(): QueueStore {
               leaveLine(head);
               const e = users.get(userId)!;
               e.seen = 0;
-              e.activeUntil = now + l.activeTtlMs;
-              active.set(userId, e.activeUntil);
+              // Admission is the first use: the idle clock starts now.
+              e.slot = { until: now + l.activeTtlMs, usedUntil: now + l.activeIdleTtlMs };
+              active.set(userId, e.slot);
               admitted++;
               n--;
             }
@@ -173,15 +187,20 @@ export function createMemoryQueueStore(): QueueStore {
         if ((sec - s) * 1000 >= RATE_WINDOW_MS) admits.delete(s);
         else recentAdmissions += count;
       }
-      if (admitted + droppedIdle + expiredActive > 0) version++;
+      let nextSlotFreeAt: number | undefined;
+      for (const slot of active.values()) nextSlotFreeAt = Math.min(nextSlotFreeAt ?? Infinity, slot.until, slot.usedUntil);
+
+      if (admitted + droppedIdle + expiredActive + expiredIdleActive > 0) version++;
       return {
         admitted,
         expiredActive,
+        expiredIdleActive,
         droppedIdle,
         waiting: line.size,
         active: active.size,
         recentAdmissions,
         rateWindowMs: RATE_WINDOW_MS,
+        nextSlotFreeAt,
         version,
       };
     },

@@ -16,18 +16,29 @@ export function signToken(secret: Buffer, ref: TicketRef): string {
   return `${body}.${tag(secret, body)}`;
 }
 
-/** The ticket a token refers to, or undefined when it was not signed by us. */
+/**
+ * The ticket a token refers to, or undefined when it was not signed by us.
+ * Only the one spelling we issue verifies: Node's base64url decoder also takes
+ * padding, the '+' '/' alphabet and stray trailing bits, which would give one
+ * ticket many tokens (and a per-token limit as many budgets).
+ */
 export function verifyToken(secret: Buffer, token: string): TicketRef | undefined {
   const parts = token.split(".");
   if (parts.length !== 4 || parts[0] !== VERSION) return undefined;
   const body = parts.slice(0, 3).join(".");
-  const given = Buffer.from(parts[3], "base64url");
+  const given = canonicalBase64url(parts[3]);
   const expected = Buffer.from(tag(secret, body), "base64url");
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-  const userId = Buffer.from(parts[1], "base64url").toString();
+  if (!given || given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+  const userId = canonicalBase64url(parts[1])?.toString();
   const seq = parseInt(parts[2], 36);
   if (!userId || !Number.isSafeInteger(seq) || seq <= 0 || seq.toString(36) !== parts[2]) return undefined;
   return { userId, seq };
+}
+
+/** The bytes of `text` if it is exactly how base64url without padding writes them. */
+function canonicalBase64url(text: string): Buffer | undefined {
+  const bytes = Buffer.from(text, "base64url");
+  return bytes.toString("base64url") === text ? bytes : undefined;
 }
 
 function tag(secret: Buffer, body: string): string {

@@ -26,6 +26,7 @@ export function createQueueMetrics(registry: Registry, openStreams: () => number
       active.set(r.active);
       admissions.inc(r.admitted);
       if (r.expiredActive) expiries.inc({ reason: "active_ttl" }, r.expiredActive);
+      if (r.expiredIdleActive) expiries.inc({ reason: "active_idle" }, r.expiredIdleActive);
       if (r.droppedIdle) expiries.inc({ reason: "idle" }, r.droppedIdle);
     },
     onExpiredByPayment() {

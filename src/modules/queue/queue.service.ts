@@ -1,6 +1,7 @@
+import { Code } from "@connectrpc/connect";
 import { QueueTicketSchema } from "../../../gen/boxoffice/queue/v1/queue_pb.js";
 import type { Clock } from "../../platform/clock.js";
-import { failedPrecondition, notFound } from "../../platform/errors.js";
+import { domainError, failedPrecondition, notFound } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { AdmissionLimits, AdmissionRound, QueueStore, StoredTicket, TicketRef } from "./queue-store.js";
 import { signToken, verifyToken } from "./queue-token.js";
@@ -10,11 +11,21 @@ export interface QueueSettings {
   maxActive: number;
   admitPerSecond: number;
   activeTtlMs: number;
+  /** An ACTIVE user with no gated call for this long gives the slot back. */
+  activeIdleTtlMs: number;
   idleTtlMs: number;
   tickMs: number;
   /** A stream gets a position-only update at most this often; state changes go out at once. */
   streamPositionIntervalMs: number;
+  /** Open WatchQueueStatus streams one ticket may hold on this instance. */
+  maxStreamsPerToken: number;
 }
+
+/**
+ * Decides whether the caller may use a token of `userId`; throws to refuse.
+ * Runs after the signature is verified and before anything is read or touched.
+ */
+export type AuthorizeTokenUser = (userId: string) => void;
 
 /** What clients see of a ticket. */
 export interface Ticket {
@@ -50,6 +61,11 @@ export const GATE_REASONS = {
   waiting: "QUEUE_TOKEN_WAITING",
 } as const;
 
+export const STREAM_REASONS = {
+  /** The ticket already has QUEUE_MAX_STREAMS_PER_TOKEN streams open on this instance. */
+  exceeded: "QUEUE_STREAMS_EXCEEDED",
+} as const;
+
 /** How often open streams refresh their users' last-seen even if nothing moved. */
 const KEEPALIVE_EVERY_MS = 15_000;
 
@@ -61,6 +77,8 @@ const KEEPALIVE_EVERY_MS = 15_000;
 export class Queue {
   private secret?: Buffer;
   private readonly watchers = new Map<string, Set<Watcher>>();
+  /** Open streams per ticket number (unique within a queue, one per token). */
+  private readonly streamsPerTicket = new Map<number, number>();
   private timer?: NodeJS.Timeout;
   private ticking?: Promise<unknown>;
   private seenVersion = -1;
@@ -69,6 +87,8 @@ export class Queue {
   private lastKeepalive = 0;
   /** Admissions per ms, observed over the store's window. */
   private observedRate = 0;
+  /** Set while the last round found the room full: when its first slot frees at the latest known. */
+  private fullUntil?: number;
   private readonly limits: AdmissionLimits;
 
   constructor(
@@ -83,6 +103,7 @@ export class Queue {
       admitPerSecond: settings.admitPerSecond,
       burst: Math.max(1, Math.ceil((settings.admitPerSecond * settings.tickMs) / 1000)),
       activeTtlMs: settings.activeTtlMs,
+      activeIdleTtlMs: settings.activeIdleTtlMs,
       idleTtlMs: settings.idleTtlMs,
       sweepBatch: 2000,
     };
@@ -98,22 +119,22 @@ export class Queue {
   }
 
   /** A token's state; a token we never signed is NOT_FOUND. Polling keeps a waiting token in line. */
-  async getStatus(token: string): Promise<Ticket> {
-    const ref = await this.parse(token);
-    if (!ref) throw notFound(GATE_REASONS.invalid, "unknown queue token");
-    const [stored] = await this.store.status([ref], this.now(), this.settings.idleTtlMs, true);
-    return this.present(stored, signToken(await this.key(), stored));
+  async getStatus(token: string, authorize?: AuthorizeTokenUser): Promise<Ticket> {
+    return this.poll(await this.knownRef(token, authorize), token);
   }
 
   /**
    * The gate's check: the caller's ticket if ACTIVE, else the refusal to send.
-   * Does not touch: only polling and streams keep a waiting ticket alive.
+   * An ACTIVE ticket's use is recorded in the same store call (it keeps the
+   * slot); a waiting one is not touched: only polling and streams keep it alive.
    */
-  async admitCaller(token: string | null): Promise<Ticket> {
+  async admitCaller(token: string | null, authorize?: AuthorizeTokenUser): Promise<Ticket> {
     if (!token) throw failedPrecondition(GATE_REASONS.missing, "this call needs an x-queue-token from QueueService.IssueToken");
     const ref = await this.parse(token);
     if (!ref) throw failedPrecondition(GATE_REASONS.invalid, "the queue token is not valid");
-    const [stored] = await this.store.status([ref], this.now(), this.settings.idleTtlMs, false);
+    authorize?.(ref.userId);
+    const use = { activeIdleTtlMs: this.settings.activeIdleTtlMs };
+    const [stored] = await this.store.status([ref], this.now(), this.settings.idleTtlMs, use);
     const ticket = this.present(stored, token);
     if (ticket.state === "EXPIRED") throw failedPrecondition(GATE_REASONS.expired, "the queue token has expired; ask for a new one");
     if (ticket.state === "WAITING") {
@@ -134,10 +155,42 @@ export class Queue {
     }
   }
 
-  /** The ticket now and on every change, until it expires or `signal` aborts. */
-  async *watch(token: string, signal: AbortSignal): AsyncGenerator<Ticket> {
-    const first = await this.getStatus(token);
-    const ref = (await this.parse(token))!;
+  /**
+   * The ticket now and on every change, until it expires or `signal` aborts.
+   * A ticket over its stream limit on this instance is refused before the
+   * first message; the place frees when the stream ends, however it ends.
+   */
+  async *watch(token: string, signal: AbortSignal, authorize?: AuthorizeTokenUser): AsyncGenerator<Ticket> {
+    const ref = await this.knownRef(token, authorize);
+    const release = this.claimStream(ref);
+    try {
+      yield* this.follow(ref, token, signal);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Counts a stream against its ticket's limit. Claimed with no await between
+   * the check and the count, so concurrent opens cannot all slip under it.
+   */
+  private claimStream(ref: TicketRef): () => void {
+    const limit = this.settings.maxStreamsPerToken;
+    const open = this.streamsPerTicket.get(ref.seq) ?? 0;
+    if (open >= limit)
+      throw domainError(Code.ResourceExhausted, STREAM_REASONS.exceeded, `this queue token already has ${limit} open streams; close one first`, {
+        limit: String(limit),
+      });
+    this.streamsPerTicket.set(ref.seq, open + 1);
+    return () => {
+      const left = this.streamsPerTicket.get(ref.seq)! - 1;
+      if (left > 0) this.streamsPerTicket.set(ref.seq, left);
+      else this.streamsPerTicket.delete(ref.seq);
+    };
+  }
+
+  private async *follow(ref: TicketRef, token: string, signal: AbortSignal): AsyncGenerator<Ticket> {
+    const first = await this.poll(ref, token);
     const firstSentAt = this.now();
     yield first;
     if (first.state === "EXPIRED") return;
@@ -177,9 +230,10 @@ export class Queue {
     }
   }
 
+  /** Streams open on this instance, counted from their claim (before the first message) to their end. */
   get openStreams(): number {
     let n = 0;
-    for (const s of this.watchers.values()) n += s.size;
+    for (const count of this.streamsPerTicket.values()) n += count;
     return n;
   }
 
@@ -203,6 +257,7 @@ export class Queue {
     try {
       const round = await this.store.admit(this.now(), this.limits);
       this.observedRate = round.recentAdmissions / round.rateWindowMs;
+      this.fullUntil = round.active >= this.settings.maxActive ? round.nextSlotFreeAt : undefined;
       this.observer?.onRound(round);
       await this.refreshWatchers(round.version);
       return round;
@@ -250,6 +305,20 @@ export class Queue {
     return verifyToken(await this.key(), token);
   }
 
+  /** The ticket a token names, once the caller may use it; a token we never signed is NOT_FOUND. */
+  private async knownRef(token: string, authorize?: AuthorizeTokenUser): Promise<TicketRef> {
+    const ref = await this.parse(token);
+    if (!ref) throw notFound(GATE_REASONS.invalid, "unknown queue token");
+    authorize?.(ref.userId);
+    return ref;
+  }
+
+  /** A poll: the ticket's state, keeping it in line if it waits. */
+  private async poll(ref: TicketRef, token: string): Promise<Ticket> {
+    const [stored] = await this.store.status([ref], this.now(), this.settings.idleTtlMs, true);
+    return this.present(stored, token);
+  }
+
   private now(): number {
     return this.clock.now().getTime();
   }
@@ -271,11 +340,17 @@ export class Queue {
   /**
    * People ahead divided by the admission rate actually observed over the last
    * minute. With no admissions observed (capacity full, or nothing happened
-   * yet), the best guess is the rate at which active slots free up.
+   * yet), the best guess is the rate at which active slots free up. With the
+   * room full nobody goes in before a slot frees, however fast the burst that
+   * filled it was: then the wait is at least until the first known slot frees,
+   * plus the people ahead at that rate.
    */
   private estimateWait(position: number): number {
     const rate = this.observedRate > 0 ? this.observedRate : Math.min(this.settings.admitPerSecond / 1000, this.settings.maxActive / this.settings.activeTtlMs);
-    return Math.ceil((position + 1) / rate);
+    const byRate = Math.ceil((position + 1) / rate);
+    if (this.fullUntil === undefined) return byRate;
+    const untilFree = Math.max(0, this.fullUntil - this.now());
+    return Math.max(byRate, untilFree + Math.ceil(position / rate));
   }
 }
 

@@ -2,7 +2,15 @@ import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { ReplyError, type Redis } from "ioredis";
 import { domainError } from "../../platform/errors.js";
-import { RATE_WINDOW_MS, type AdmissionLimits, type AdmissionRound, type QueueStore, type StoredTicket, type TicketState } from "./queue-store.js";
+import {
+  RATE_WINDOW_MS,
+  type AdmissionLimits,
+  type AdmissionRound,
+  type QueueStore,
+  type StatusTouch,
+  type StoredTicket,
+  type TicketState,
+} from "./queue-store.js";
 
 /*
  * Layout under the prefix P (one Redis node; every change is one Lua script,
@@ -10,6 +18,9 @@ import { RATE_WINDOW_MS, type AdmissionLimits, type AdmissionRound, type QueueSt
  *   P:seq        INCR counter of ticket numbers
  *   P:wait       ZSET user -> ticket number: the line, in arrival order (ZRANK = position)
  *   P:active     ZSET user -> active-until (ms)
+ *   P:used       ZSET user -> idle deadline (ms): the slot goes back unless a gated call
+ *                comes first. ACTIVE users only (at most QUEUE_MAX_ACTIVE), nothing per
+ *                waiting user; kept apart from P:active so both ends stay a ZRANGEBYSCORE
  *   P:u:<0..16383> HASH user -> "seq:lastSeen" (lastSeen 0 = active); small buckets stay
  *                listpack-encoded, ~20 bytes a user instead of ~100 for a top-level key
  *   P:tat        GCRA theoretical arrival time of the next admission (ms)
@@ -21,7 +32,7 @@ import { RATE_WINDOW_MS, type AdmissionLimits, type AdmissionRound, type QueueSt
  */
 const COMMON = `
 local P = ARGV[1]
-local WAIT, ACTIVE = P .. 'wait', P .. 'active'
+local WAIT, ACTIVE, USED = P .. 'wait', P .. 'active', P .. 'used'
 local function bucket(u)
   local h = 0
   for i = 1, #u do h = (h * 31 + string.byte(u, i)) % 16384 end
@@ -39,7 +50,9 @@ local function lookup(u, now, idle)
   local exp = redis.call('ZSCORE', ACTIVE, u)
   if exp then
     exp = tonumber(exp)
-    if exp > now then return seq, 'A', exp end
+    -- No idle deadline (a slot from before idle tracking): the window alone bounds it.
+    local usedUntil = tonumber(redis.call('ZSCORE', USED, u) or exp)
+    if exp > now and usedUntil > now then return seq, 'A', exp end
     return seq, 'X', 0
   end
   if seen > 0 and seen + idle > now and redis.call('ZSCORE', WAIT, u) then return seq, 'W', seen end
@@ -47,6 +60,7 @@ local function lookup(u, now, idle)
 end
 local function drop(u)
   local n = redis.call('ZREM', WAIT, u) + redis.call('ZREM', ACTIVE, u)
+  redis.call('ZREM', USED, u)
   redis.call('HDEL', bucket(u), u)
   if n > 0 then redis.call('INCR', P .. 'ver') end
 end
@@ -67,11 +81,12 @@ redis.call('HSET', bucket(u), u, string.format('%d:%d', seq, now))
 return {seq, 1, now + idle, redis.call('ZRANK', WAIT, u)}
 `;
 
-// ARGV: P, now, idle, touch, then user/seq pairs. Returns state, position, expiry per pair.
+// ARGV: P, now, idle, touch (1: keep WAITING in line), use (> 0: a gated call keeps an
+// ACTIVE slot this long), then user/seq pairs. Returns state, position, expiry per pair.
 const STATUS = `${COMMON}
-local now, idle, touch = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
+local now, idle, touch, use = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1', tonumber(ARGV[5])
 local out = {}
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local u, want = ARGV[i], tonumber(ARGV[i + 1])
   local seq, st, x = lookup(u, now, idle)
   if seq ~= want then
@@ -81,6 +96,8 @@ for i = 5, #ARGV, 2 do
     st = 'E'
   end
   if st == 'A' then
+    -- GT: an instance whose clock lags never moves a deadline back.
+    if use > 0 then redis.call('ZADD', USED, 'GT', now + use, u) end
     out[#out + 1] = 2; out[#out + 1] = -1; out[#out + 1] = x
   elseif st == 'W' then
     if touch then
@@ -95,18 +112,23 @@ end
 return out
 `;
 
-// ARGV: P, now, maxActive, ratePerSecond, burst, activeTtl, idle, sweepBatch, rateWindow
+// ARGV: P, now, maxActive, ratePerSecond, burst, activeTtl, idle, sweepBatch, rateWindow, activeIdle
 const ADMIT = `${COMMON}
 local now, maxActive, rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local ttl, idle, sweepN, window = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local changed = 0
+local activeIdle = tonumber(ARGV[10])
 
--- 1. Active windows that ran out free their slot.
-local gone = redis.call('ZRANGEBYSCORE', ACTIVE, '-inf', now, 'LIMIT', 0, 1000)
-for _, u in ipairs(gone) do
-  redis.call('ZREM', ACTIVE, u)
-  redis.call('HDEL', bucket(u), u)
+-- 1. Active windows that ran out free their slot, and so do actives that went idle.
+local function release(users)
+  for _, u in ipairs(users) do
+    redis.call('ZREM', ACTIVE, u)
+    redis.call('ZREM', USED, u)
+    redis.call('HDEL', bucket(u), u)
+  end
+  return #users
 end
+local gone = release(redis.call('ZRANGEBYSCORE', ACTIVE, '-inf', now, 'LIMIT', 0, 1000))
+local idleGone = release(redis.call('ZRANGEBYSCORE', USED, '-inf', now, 'LIMIT', 0, 1000))
 
 -- 2. Idle sweep: a slice of the line per round, resuming where the last one stopped.
 local dropped = 0
@@ -149,6 +171,8 @@ if room > 0 then
         dropped = dropped + 1
       else
         redis.call('ZADD', ACTIVE, now + ttl, u)
+        -- Admission is the first use: the idle clock starts now.
+        redis.call('ZADD', USED, now + activeIdle, u)
         redis.call('HSET', b, u, string.format('%d:0', seq))
         admitted = admitted + 1
         n = n - 1
@@ -171,9 +195,16 @@ for i = 1, #fields, 2 do
   if (sec - s) * 1000 >= window then redis.call('HDEL', log, fields[i]) else recent = recent + tonumber(fields[i + 1]) end
 end
 
+-- 5. When the next slot frees at the latest known: the earliest window end or idle deadline (0: nobody active).
+local nextFree = 0
+for _, key in ipairs({ACTIVE, USED}) do
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if #first > 0 and (nextFree == 0 or tonumber(first[2]) < nextFree) then nextFree = tonumber(first[2]) end
+end
+
 local ver
-if admitted + dropped + #gone > 0 then ver = redis.call('INCR', P .. 'ver') else ver = tonumber(redis.call('GET', P .. 'ver') or '0') end
-return {admitted, #gone, dropped, redis.call('ZCARD', WAIT), redis.call('ZCARD', ACTIVE), recent, ver}
+if admitted + dropped + gone + idleGone > 0 then ver = redis.call('INCR', P .. 'ver') else ver = tonumber(redis.call('GET', P .. 'ver') or '0') end
+return {admitted, gone, idleGone, dropped, redis.call('ZCARD', WAIT), redis.call('ZCARD', ACTIVE), recent, ver, nextFree}
 `;
 
 const EXPIRE = `${COMMON}
@@ -225,11 +256,12 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
       const [seq, state, expiresAt, position] = await reachable(() => r.queueIssue(prefix, userId, now, idleTtlMs));
       return { userId, seq, state: STATES[state], position, expiresAt };
     },
-    async status(refs, now, idleTtlMs, touch) {
+    async status(refs, now, idleTtlMs, touch: StatusTouch) {
       const out: StoredTicket[] = [];
+      const use = typeof touch === "object" ? touch.activeIdleTtlMs : 0;
       for (let i = 0; i < refs.length; i += STATUS_CHUNK) {
         const chunk = refs.slice(i, i + STATUS_CHUNK);
-        const args: (string | number)[] = [prefix, now, idleTtlMs, touch ? 1 : 0];
+        const args: (string | number)[] = [prefix, now, idleTtlMs, touch === true ? 1 : 0, use];
         for (const ref of chunk) args.push(ref.userId, ref.seq);
         const flat = await reachable(() => r.queueStatus(...args));
         chunk.forEach((ref, j) => {
@@ -239,10 +271,21 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
       return out;
     },
     async admit(now, l: AdmissionLimits): Promise<AdmissionRound> {
-      const [admitted, expiredActive, droppedIdle, waiting, active, recentAdmissions, version] = await reachable(() =>
-        r.queueAdmit(prefix, now, l.maxActive, l.admitPerSecond, l.burst, l.activeTtlMs, l.idleTtlMs, l.sweepBatch, RATE_WINDOW_MS),
+      const [admitted, expiredActive, expiredIdleActive, droppedIdle, waiting, active, recentAdmissions, version, nextFree] = await reachable(() =>
+        r.queueAdmit(prefix, now, l.maxActive, l.admitPerSecond, l.burst, l.activeTtlMs, l.idleTtlMs, l.sweepBatch, RATE_WINDOW_MS, l.activeIdleTtlMs),
       );
-      return { admitted, expiredActive, droppedIdle, waiting, active, recentAdmissions, rateWindowMs: RATE_WINDOW_MS, version };
+      return {
+        admitted,
+        expiredActive,
+        expiredIdleActive,
+        droppedIdle,
+        waiting,
+        active,
+        recentAdmissions,
+        rateWindowMs: RATE_WINDOW_MS,
+        nextSlotFreeAt: nextFree || undefined,
+        version,
+      };
     },
     async expire(ref) {
       return (await reachable(() => r.queueExpire(prefix, ref.userId, ref.seq))) === 1;

@@ -70,9 +70,10 @@ export function registerReservationRoutes(
       if (!actsForAnyone(ctx) && actingUser(ctx, "") !== r.userId) throw notFound(RESERVATION_NOT_FOUND, `no reservation ${req.reservationId}`);
       return { reservation: toReservationInit(r) };
     },
-    async listReservations(req) {
-      const rows = await listReservations(deps.orm.em.fork(), deps.clock, req.userId);
-      return { reservations: rows.map(toReservationInit) };
+    async listReservations(req, ctx) {
+      const userId = actingUser(ctx, req.userId);
+      const page = await listReservations(deps.orm.em.fork(), deps.clock, userId, req.pageSize, req.pageToken);
+      return { reservations: page.reservations.map(toReservationInit), nextPageToken: page.nextPageToken };
     },
   });
 }

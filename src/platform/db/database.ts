@@ -1,4 +1,4 @@
-import { MikroORM, type Options } from "@mikro-orm/postgresql";
+import { DefaultLogger, MikroORM, type LogContext, type LoggerNamespace, type Options } from "@mikro-orm/postgresql";
 import { Migrator } from "@mikro-orm/migrations";
 import type { Config } from "../../config.js";
 import type { Logger } from "../logger.js";
@@ -15,6 +15,18 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/**
+ * MikroORM's logger with query logging switched off for good. Logged queries
+ * would carry amounts, balances and idempotency keys (with `query-params`,
+ * or wherever a value is inlined), and MikroORM lets MIKRO_ORM_DEBUG or a
+ * per-query `logging` option turn them on behind `debug: false`.
+ */
+class NoQueryLogger extends DefaultLogger {
+  override isEnabled(namespace: LoggerNamespace, context?: LogContext): boolean {
+    return namespace !== "query" && namespace !== "query-params" && super.isEnabled(namespace, context);
+  }
+}
+
 /** ORM options shared by the server, the CLI commands and the tests. */
 export function ormOptions(connection: Partial<Options>, poolMax: number): Options {
   return {
@@ -28,6 +40,7 @@ export function ormOptions(connection: Partial<Options>, poolMax: number): Optio
     forceUtcTimezone: true,
     ensureDatabase: false,
     debug: false,
+    loggerFactory: (options) => new NoQueryLogger(options),
   };
 }
 

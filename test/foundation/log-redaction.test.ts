@@ -1,0 +1,168 @@
+/**
+ * What never reaches a log line: money, idempotency keys, credentials and SQL
+ * parameters, whether a caller logs them as fields, inside an error, or the
+ * ORM would log them with its queries. Database errors come from a real
+ * PostgreSQL (the shared test server), as the error interceptor would log them.
+ */
+import { Writable } from "node:stream";
+import { DefaultLogger, MikroORM, UniqueConstraintViolationException } from "@mikro-orm/postgresql";
+import { ormOptions } from "../../src/platform/db/database";
+import { createLogger, REDACT_PATHS } from "../../src/platform/logger";
+
+const SECRETS = {
+  amount: "918273",
+  balance: "564738",
+  idempotencyKey: "idem-6f1c2e-secret",
+  authorization: "Bearer eyJhbGciOiJFUzI1NiJ9.c2VjcmV0.c2ln",
+  queueToken: "qt_9a8b7c6d5e4f3a2b1c0d",
+  sqlParam: "param-5e5e5e-secret",
+};
+
+function capture(level = "info") {
+  const raw: string[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, done) {
+      raw.push(String(chunk));
+      done();
+    },
+  });
+  const log = createLogger(level, destination);
+  const lines = () => raw.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  const leaked = () => Object.entries(SECRETS).filter(([, v]) => raw.join("").includes(v)).map(([k]) => k);
+  return { log, lines, leaked };
+}
+
+const adminUrl = () => {
+  const url = process.env.TEST_PG_ADMIN_URL;
+  if (!url) throw new Error("TEST_PG_ADMIN_URL is not set: run the tests through jest (the global setup starts the services)");
+  return url;
+};
+
+test("money, idempotency keys, tokens and query parameters are redacted at any depth pino reaches", () => {
+  const { log, lines, leaked } = capture();
+  log.info(
+    {
+      procedure: "/boxoffice.wallet.v1.WalletService/ChargeBalance",
+      userId: "alice",
+      amount: SECRETS.amount,
+      balance: SECRETS.balance,
+      idempotency_key: SECRETS.idempotencyKey,
+      params: [SECRETS.sqlParam],
+    },
+    "top level",
+  );
+  log.warn(
+    {
+      charge: { amount: SECRETS.amount, idempotencyKey: SECRETS.idempotencyKey, balanceAfter: SECRETS.balance },
+      query: { sql: `select '${SECRETS.sqlParam}'`, bindings: [SECRETS.sqlParam], parameters: { p1: SECRETS.sqlParam } },
+      deep: { entry: { ledger: { balance_after: SECRETS.balance, amount: SECRETS.amount } } },
+      token: SECRETS.queueToken,
+    },
+    "nested",
+  );
+  log.warn({ payment: [{ amount: SECRETS.amount }] }, "in an array");
+  const err = Object.assign(new Error("charge refused"), { amount: SECRETS.amount, idempotencyKey: SECRETS.idempotencyKey });
+  log.warn({ err }, "error fields");
+
+  expect(leaked()).toEqual([]);
+  const [top, nested, array, withErr] = lines();
+  expect(top).toMatchObject({ procedure: "/boxoffice.wallet.v1.WalletService/ChargeBalance", userId: "alice", amount: "[redacted]", params: "[redacted]" });
+  expect(nested.deep.entry.ledger).toEqual({ balance_after: "[redacted]", amount: "[redacted]" });
+  expect(array.payment).toEqual([{ amount: "[redacted]" }]);
+  expect(withErr.err).toMatchObject({ type: "Error", message: "charge refused", amount: "[redacted]", idempotencyKey: "[redacted]" });
+  expect(withErr.err.stack).toContain("log-redaction.test.ts");
+});
+
+test("authorization and queue-token headers are redacted, in any case the header object uses", () => {
+  const { log, lines, leaked } = capture();
+  log.info({ headers: { authorization: SECRETS.authorization, "x-queue-token": SECRETS.queueToken, "user-agent": "grpc-node" } }, "headers");
+  log.warn({ req: { headers: { Authorization: SECRETS.authorization, "x-queue-token": SECRETS.queueToken } } }, "request");
+  log.info({ call: { req: { headers: { authorization: SECRETS.authorization } } } }, "deeper");
+  log.info({ authorization: SECRETS.authorization }, "bare");
+  expect(leaked()).toEqual([]);
+  expect(lines()[0].headers).toEqual({ authorization: "[redacted]", "x-queue-token": "[redacted]", "user-agent": "grpc-node" });
+});
+
+test("every key is redacted from the top level down to three levels of nesting", () => {
+  for (const key of ["amount", "balance", "idempotencyKey", "idempotency_key", "authorization", "params", "bindings", "x-queue-token"]) {
+    const at = (depth: number) => REDACT_PATHS.filter((p) => p.endsWith(key) || p.endsWith(`["${key}"]`)).filter((p) => p.split("*").length - 1 === depth);
+    for (let depth = 0; depth <= 3; depth++) expect(at(depth)).toHaveLength(1);
+  }
+});
+
+describe("over a real PostgreSQL", () => {
+  let orm: MikroORM;
+  beforeAll(async () => {
+    orm = await MikroORM.init(ormOptions({ clientUrl: adminUrl() }, 2));
+  });
+  afterAll(() => orm?.close(true));
+
+  test("a database error keeps its SQLSTATE, constraint and stack, never the statement's values", async () => {
+    const failure = await orm.em.fork().transactional(async (tx) => {
+      await tx.execute(
+        `create temp table charge_probe (user_id text, idempotency_key text, amount bigint,
+         constraint charge_probe_key_unique unique (user_id, idempotency_key)) on commit drop`,
+      );
+      const insert = `insert into charge_probe (user_id, idempotency_key, amount) values (?, ?, ?)`;
+      await tx.execute(insert, ["alice", SECRETS.idempotencyKey, SECRETS.amount]);
+      return tx.execute(insert, ["alice", SECRETS.idempotencyKey, SECRETS.amount]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(UniqueConstraintViolationException);
+    // What the log would get without the serializer: the statement with the values inlined, and the key in `detail`.
+    expect((failure as Error).message).toContain(SECRETS.idempotencyKey);
+    expect(JSON.stringify(failure)).toContain(SECRETS.idempotencyKey);
+
+    const { log, lines, leaked } = capture();
+    log.warn({ procedure: "/x", err: failure }, "retryable failure");
+    log.error(failure as Error, "as the first argument");
+    log.error({ err: new Error("charge failed", { cause: failure }) }, "as a cause");
+    expect(leaked()).toEqual([]);
+    const [warned, first, wrapped] = lines();
+    expect(warned.err).toMatchObject({
+      type: "UniqueConstraintViolationException",
+      code: "23505",
+      constraint: "charge_probe_key_unique",
+      table: "charge_probe",
+      message: expect.stringMatching(/^duplicate key value violates unique constraint "…"$/),
+    });
+    expect(warned.err.detail).toBeUndefined();
+    expect(warned.err.stack).toMatch(/^UniqueConstraintViolationException: duplicate key/);
+    expect(warned.err.stack).toContain("log-redaction.test.ts");
+    expect(first.err.code).toBe("23505");
+    expect(wrapped.err).toMatchObject({ message: "charge failed", cause: { code: "23505" } });
+  });
+
+  test("a value PostgreSQL quotes in its own message is masked", async () => {
+    const failure = await orm.em.fork().execute(`select ?::uuid as id`, [SECRETS.sqlParam]).catch((e: unknown) => e);
+    expect((failure as Error).message).toContain(SECRETS.sqlParam);
+    const { log, lines, leaked } = capture();
+    log.error({ err: failure }, "unexpected failure");
+    expect(leaked()).toEqual([]);
+    expect(lines()[0].err).toMatchObject({ code: "22P02", message: 'invalid input syntax for type uuid: "…"' });
+  });
+
+  test("the ORM never logs queries, even with debug on and a query asking for it", async () => {
+    const run = async (overrides: Parameters<typeof MikroORM.init>[0]) => {
+      const written: string[] = [];
+      const probe = await MikroORM.init({ ...ormOptions({ clientUrl: adminUrl() }, 1), debug: true, logger: (m: string) => written.push(m), ...overrides });
+      try {
+        await probe.em.fork().execute(`select ?::text as v`, [SECRETS.sqlParam], "all", undefined, { enabled: true });
+        await probe.em.fork().execute(`select ?::text as v, ?::bigint as amount`, [SECRETS.idempotencyKey, SECRETS.amount]);
+      } finally {
+        await probe.close(true);
+      }
+      return written;
+    };
+    // Control: MikroORM's stock logger writes the statement with its parameters inlined.
+    const stock = await run({ loggerFactory: (options) => new DefaultLogger(options) });
+    expect(stock.join("\n")).toContain(SECRETS.sqlParam);
+
+    const ours = await run({});
+    expect(ours.length).toBeGreaterThan(0); // the ORM's other messages still get through
+    expect(ours.filter((m) => m.includes("[query]"))).toEqual([]);
+    for (const secret of [SECRETS.sqlParam, SECRETS.idempotencyKey, SECRETS.amount]) expect(ours.join("\n")).not.toContain(secret);
+  });
+});
