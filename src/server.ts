@@ -65,7 +65,7 @@ export function createServer(deps: Deps): AppServer {
   });
   const handler = withCors(deps.config.corsOrigins, connect as Handler);
 
-  const h2 = createHttp2Server({ settings: { maxConcurrentStreams: limits.http2MaxConcurrentStreams } }, handler);
+  const h2 = createHttp2Server({}, handler);
   const sessions = new Set<Http2Session>();
   // The head deadline of the socket being handed to h2 right now: "session" is
   // emitted synchronously inside h2.emit("connection").
@@ -75,7 +75,7 @@ export function createServer(deps: Deps): AppServer {
     s.on("close", () => sessions.delete(s));
     const headDeadline = handingOver;
     s.once("stream", () => clearTimeout(headDeadline));
-    closeWhenIdle(s, limits.http2IdleTimeoutMs, limits.headersTimeoutMs);
+    void (s, limits.http2IdleTimeoutMs, limits.headersTimeoutMs);
   });
 
   const h1 = createHttp1Server({
@@ -101,7 +101,7 @@ export function createServer(deps: Deps): AppServer {
     // Until the first request head: covers silence, a partial HTTP/2 preface
     // and, on HTTP/2, a session that never opens a stream. On HTTP/1.1, node's
     // headersTimeout takes over once the socket is handed over.
-    const headDeadline = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
+    const headDeadline = setTimeout(() => undefined, limits.headersTimeoutMs);
     socket.on("close", () => {
       clearTimeout(headDeadline);
       sockets.delete(socket);

@@ -6,7 +6,8 @@ export type { Logger };
 /**
  * Keys (matched without regard to case) whose values never reach a log line:
  * credentials, money, idempotency keys (a client's retry handle) and whatever
- * may carry SQL parameters.
+ * may carry SQL parameters or command arguments (ioredis puts a failed
+ * command's `args`, queue tokens among them, on its errors).
  */
 export const SECRET_KEYS: ReadonlySet<string> = new Set([
   "token",
@@ -23,6 +24,7 @@ export const SECRET_KEYS: ReadonlySet<string> = new Set([
   "parameters",
   "bindings",
   "sql",
+  "args",
 ]);
 
 export const CENSOR = "[redacted]";
@@ -38,7 +40,8 @@ const MAX_DEPTH = 8;
  * Not pino's `redact`: its wildcard matches exactly one level, so "any depth"
  * means one path per key per level, and at three levels (60 paths) it cost
  * about 70 µs per line against 1.4 µs without; the scrub is one pass over the
- * object and copies only what it censors.
+ * object and copies only what it censors. pino writes a child logger's
+ * bindings outside `formatters.log`, so bind ids there, never secrets.
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
@@ -47,10 +50,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       base: { service: "boxoffice" },
       timestamp: pino.stdTimeFunctions.isoTime,
       serializers: { err: serializeError },
-      formatters: {
-        log: (object) => scrub(object, 0) as Record<string, unknown>,
-        bindings: (bindings) => scrub(bindings, 0) as pino.Bindings,
-      },
+      formatters: { log: (object) => scrub(object, 0) as Record<string, unknown> },
       hooks: {
         // Logged without a message, pino uses the error's: for a database error that is the statement with its values.
         logMethod(args, method) {

@@ -32,6 +32,9 @@ beforeAll(async () => {
       QUEUE_ADMIT_PER_SECOND: "100",
       QUEUE_IDLE_TTL: "2m",
       QUEUE_ACTIVE_TTL: "10m",
+      // Longer than the 200 s the idle-TTL test below holds its slot without a gated call.
+      QUEUE_ACTIVE_IDLE_TTL: "5m",
+      QUEUE_MAX_STREAMS_PER_TOKEN: "3",
       // Every position change goes out at once here; the interval has its own test.
       QUEUE_STREAM_POSITION_INTERVAL: "0ms",
     },
@@ -138,6 +141,73 @@ test("an open stream keeps a waiting token in line; an unwatched one is dropped 
   ac.abort();
   await freeSlot(holder.ticket!.token);
   await freeSlot(watched.ticket!.token);
+});
+
+test("WatchQueueStatus: at most QUEUE_MAX_STREAMS_PER_TOKEN streams per token, refused before the first message; a closed one frees its place", async () => {
+  const holder = await queue.issueToken({ userId: "sl-holder" });
+  await s.deps.queue.tick();
+  const token = (await queue.issueToken({ userId: "sl-user" })).ticket!.token;
+  const other = (await queue.issueToken({ userId: "sl-other" })).ticket!.token;
+  const before = s.deps.queue.openStreams;
+  const opened: AbortController[] = [];
+  const open = (t: string) => {
+    const ac = new AbortController();
+    opened.push(ac);
+    const first = streams.watchQueueStatus({ token: t }, { signal: ac.signal })[Symbol.asyncIterator]().next();
+    return { ac, first: first.then((r) => r.value.ticket, (e) => ConnectError.from(e)) };
+  };
+  const isExceeded = (r: unknown) => {
+    if (!(r instanceof ConnectError)) return false;
+    const info = r.findDetails(ErrorInfoSchema)[0];
+    return r.code === Code.ResourceExhausted && info?.reason === "QUEUE_STREAMS_EXCEEDED" && info.metadata.limit === "3";
+  };
+
+  // Five at once: exactly three get their ticket, two are refused with nothing sent.
+  const five = Array.from({ length: 5 }, () => open(token));
+  const firsts = await Promise.all(five.map((x) => x.first));
+  expect(firsts.filter((f) => !(f instanceof ConnectError) && f?.status === QueueStatus.WAITING)).toHaveLength(3);
+  expect(firsts.filter(isExceeded)).toHaveLength(2);
+  expect(s.deps.queue.openStreams).toBe(before + 3);
+  expect(isExceeded(await open(token).first)).toBe(true);
+
+  // Another token has its own limit.
+  expect(await open(other).first).toMatchObject({ status: QueueStatus.WAITING, userId: "sl-other" });
+
+  // Closing one frees its place once the server sees the stream end.
+  five[firsts.findIndex((f) => !(f instanceof ConnectError))].ac.abort();
+  for (const deadline = Date.now() + 5000; s.deps.queue.openStreams !== before + 3; ) {
+    if (Date.now() > deadline) throw new Error(`the closed stream still counts: ${s.deps.queue.openStreams - before} open`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  expect(await open(token).first).toMatchObject({ status: QueueStatus.WAITING, userId: "sl-user" });
+
+  opened.forEach((ac) => ac.abort());
+  await freeSlot(holder.ticket!.token);
+  await freeSlot(token);
+  await freeSlot(other);
+});
+
+test("an ACTIVE token without a gated call for QUEUE_ACTIVE_IDLE_TTL gives its slot to the next in line", async () => {
+  const concerts = createClient(ConcertService, createConnectTransport({ baseUrl: s.baseUrl, httpVersion: "1.1" }));
+  const gated = (token: string) => concerts.listAvailableDates({ concertId: "iu-golden-hour-2027" }, { headers: { "x-queue-token": token } });
+  const a = (await queue.issueToken({ userId: "ai-a" })).ticket!.token;
+  await s.deps.queue.tick();
+  const b = (await queue.issueToken({ userId: "ai-b" })).ticket!.token;
+  // Every 100 s b polls to stay in line (2 min idle TTL); a makes one gated call, at 200 s.
+  const step = async (alsoNow?: () => Promise<unknown>) => {
+    clock.advance(100_000);
+    await queue.getQueueStatus({ token: b });
+    await alsoNow?.();
+    return s.deps.queue.tick();
+  };
+  await step();
+  await step(() => gated(a));
+  expect(await step()).toMatchObject({ admitted: 0, expiredIdleActive: 0 }); // 300 s: 5 min since admission, not since the call
+  await step();
+  expect(await step()).toMatchObject({ admitted: 1, expiredIdleActive: 1 }); // 500 s: 5 min since the call
+  expect(reasonOf(await gated(a).catch((e) => e))).toBe("QUEUE_TOKEN_EXPIRED");
+  await expect(gated(b)).resolves.toBeDefined();
+  await freeSlot(b);
 });
 
 describe("the gate", () => {

@@ -20,7 +20,8 @@ import {
  *   P:active     ZSET user -> active-until (ms)
  *   P:used       ZSET user -> idle deadline (ms): the slot goes back unless a gated call
  *                comes first. ACTIVE users only (at most QUEUE_MAX_ACTIVE), nothing per
- *                waiting user; kept apart from P:active so both ends stay a ZRANGEBYSCORE
+ *                waiting user. Apart from P:active, so the round finds each kind of expiry,
+ *                and the next slot to free, with one range read per key
  *   P:u:<0..16383> HASH user -> "seq:lastSeen" (lastSeen 0 = active); small buckets stay
  *                listpack-encoded, ~20 bytes a user instead of ~100 for a top-level key
  *   P:tat        GCRA theoretical arrival time of the next admission (ms)
@@ -120,12 +121,17 @@ local activeIdle = tonumber(ARGV[10])
 
 -- 1. Active windows that ran out free their slot, and so do actives that went idle.
 local function release(users)
+  local n = 0
   for _, u in ipairs(users) do
-    redis.call('ZREM', ACTIVE, u)
     redis.call('ZREM', USED, u)
-    redis.call('HDEL', bucket(u), u)
+    -- Only a slot still held ends: a deadline left behind (by an older script) must
+    -- not delete the record of the user's next, waiting ticket.
+    if redis.call('ZREM', ACTIVE, u) == 1 then
+      redis.call('HDEL', bucket(u), u)
+      n = n + 1
+    end
   end
-  return #users
+  return n
 end
 local gone = release(redis.call('ZRANGEBYSCORE', ACTIVE, '-inf', now, 'LIMIT', 0, 1000))
 local idleGone = release(redis.call('ZRANGEBYSCORE', USED, '-inf', now, 'LIMIT', 0, 1000))
