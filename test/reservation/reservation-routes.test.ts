@@ -18,7 +18,7 @@ import { Registry } from "prom-client";
 import { createPayReservationHandler } from "../../src/modules/payment/payment.routes";
 import { ManualClock } from "../../src/platform/clock";
 import { createLocalLocks } from "../../src/platform/locks";
-import { callerKey } from "../../src/rpc/context";
+import { callerKey, principalKey } from "../../src/rpc/context";
 import { createErrorInterceptor } from "../../src/rpc/errors";
 import { CONCERT, DATE, openSeededDatabase, quietLog, type SeededDatabase, rejection } from "./support";
 
@@ -26,10 +26,13 @@ let s: SeededDatabase;
 const clock = new ManualClock();
 const asUser = (userId: string) => ({ headers: { "x-test-user": userId } });
 
-/** Stands in for the gate: the header names the caller. */
+/** Stands in for authentication and the gate: the header names the caller, verified. */
 const fakeGate: Interceptor = (next) => async (req) => {
   const userId = req.header.get("x-test-user");
-  if (userId) req.contextValues.set(callerKey, { userId, token: "test" });
+  if (userId) {
+    req.contextValues.set(principalKey, { kind: "user", userId, scopes: new Set() });
+    req.contextValues.set(callerKey, { userId, token: "test" });
+  }
   return next(req);
 };
 
@@ -62,7 +65,7 @@ test("HoldSeat maps the hold to the proto: server price as int64, expiry, status
 
   const got = await reservations.getReservation({ reservationId: reservation!.reservationId }, asUser("alice"));
   expect(got.reservation).toEqual(reservation);
-  expect((await reservations.listReservations({ userId: "alice" })).reservations).toEqual([reservation]);
+  expect((await reservations.listReservations({ userId: "alice" }, asUser("alice"))).reservations).toEqual([reservation]);
   expect(await rejection(reservations.getReservation({ reservationId: reservation!.reservationId }, asUser("bob")))).toEqual({
     code: Code.NotFound,
     reason: "RESERVATION_NOT_FOUND",
@@ -93,7 +96,7 @@ test("seat 0 and 51 are INVALID_ARGUMENT and change nothing; no caller is UNAUTH
   }
   expect((await rejection(reservations.holdSeat({ concertId: CONCERT, date: "2027-3-6", seatNumber: 1 }, asUser("dave")))).code).toBe(Code.InvalidArgument);
   expect((await rejection(reservations.cancelHold({ reservationId: "not-a-uuid" }, asUser("dave")))).code).toBe(Code.InvalidArgument);
-  expect((await reservations.listReservations({ userId: "dave" })).reservations).toEqual([]);
+  expect((await reservations.listReservations({ userId: "dave" }, asUser("dave"))).reservations).toEqual([]);
   expect((await rejection(reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 1 }))).code).toBe(Code.Unauthenticated);
   expect((await rejection(reservations.cancelHold({ reservationId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.Unauthenticated);
 });

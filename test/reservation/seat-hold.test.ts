@@ -95,7 +95,7 @@ test("ListReservations: the user's own, newest first, with the status at the clo
   clock.advance(1000);
   const third = await hold("iris", 22, OTHER_DATE);
   await hold("jack", 23, OTHER_DATE);
-  let list = await listReservations(em(), clock, "iris");
+  let list = (await listReservations(em(), clock, "iris", 0, "")).reservations;
   expect(list.map((r) => [r.id, r.status])).toEqual([
     [third.id, "HELD"],
     [second.id, "CANCELLED"],
@@ -103,9 +103,9 @@ test("ListReservations: the user's own, newest first, with the status at the clo
   ]);
   expect(list[0]).toMatchObject({ date: OTHER_DATE, seatNumber: 22, amount: 143_000 });
   clock.advance(5 * 60_000);
-  list = await listReservations(em(), clock, "iris");
+  list = (await listReservations(em(), clock, "iris", 0, "")).reservations;
   expect(list.map((r) => r.status)).toEqual(["EXPIRED", "CANCELLED", "EXPIRED"]);
-  expect(await listReservations(em(), clock, "nobody")).toEqual([]);
+  expect(await listReservations(em(), clock, "nobody", 0, "")).toEqual({ reservations: [], nextPageToken: "" });
   expect(await rejection(getReservation(em(), clock, "00000000-0000-4000-8000-000000000000"))).toEqual(
     refusal(Code.NotFound, "RESERVATION_NOT_FOUND"),
   );

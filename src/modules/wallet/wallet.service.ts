@@ -122,7 +122,8 @@ export async function debitWithEntry(
   );
   if (!row) {
     const balance = await getBalance(tx, e.userId);
-    throw failedPrecondition("INSUFFICIENT_BALANCE", `the balance (${balance} won) does not cover ${e.amount} won`, {
+        // The figures go in the metadata for the client, not in the message: messages reach the logs.
+    throw failedPrecondition("INSUFFICIENT_BALANCE", "the balance does not cover the amount", {
       balance: String(balance),
       required: String(e.amount),
     });
