@@ -30,7 +30,7 @@ const asUser = (userId: string) => ({ headers: { "x-test-user": userId } });
 const fakeGate: Interceptor = (next) => async (req) => {
   const userId = req.header.get("x-test-user");
   if (userId) {
-    req.contextValues.set(principalKey, { kind: "user", userId, scopes: new Set() });
+    req.contextValues.set(principalKey, { kind: "user", userId, scopes: new Set<string>() });
     req.contextValues.set(callerKey, { userId, token: "test" });
   }
   return next(req);
