@@ -65,7 +65,7 @@ export function createServer(deps: Deps): AppServer {
   });
   const handler = withCors(deps.config.corsOrigins, connect as Handler);
 
-  const h2 = createHttp2Server({}, handler);
+  const h2 = createHttp2Server({ settings: { maxConcurrentStreams: limits.http2MaxConcurrentStreams } }, handler);
   const sessions = new Set<Http2Session>();
   // The head deadline of the socket being handed to h2 right now: "session" is
   // emitted synchronously inside h2.emit("connection").
@@ -75,14 +75,17 @@ export function createServer(deps: Deps): AppServer {
     s.on("close", () => sessions.delete(s));
     const headDeadline = handingOver;
     s.once("stream", () => clearTimeout(headDeadline));
-    void (s, limits.http2IdleTimeoutMs, limits.headersTimeoutMs);
+    closeWhenIdle(s, limits.http2IdleTimeoutMs, limits.headersTimeoutMs);
   });
 
   const h1 = createHttp1Server({
     headersTimeout: limits.headersTimeoutMs,
+    // node's default (the whole request, body included), raised if need be: node refuses a headersTimeout above it.
     requestTimeout: Math.max(limits.headersTimeoutMs, 300_000),
-    // Node waits one second more than it advertises in `Keep-Alive: timeout=`, so a client reusing the socket at the deadline does not race the close.
+    // Node waits one second more than it advertises in `Keep-Alive: timeout=`,
+    // so a client reusing the socket right at the deadline does not race the close.
     keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // How often node looks for overdue heads: a head is cut at most this late.
     connectionsCheckingInterval: Math.min(1000, Math.max(25, Math.floor(limits.headersTimeoutMs / 5))),
   });
   // headersTimeout and requestTimeout are enforced by a timer node starts on
@@ -101,7 +104,7 @@ export function createServer(deps: Deps): AppServer {
     // Until the first request head: covers silence, a partial HTTP/2 preface
     // and, on HTTP/2, a session that never opens a stream. On HTTP/1.1, node's
     // headersTimeout takes over once the socket is handed over.
-    const headDeadline = setTimeout(() => undefined, limits.headersTimeoutMs);
+    const headDeadline = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
     socket.on("close", () => {
       clearTimeout(headDeadline);
       sockets.delete(socket);
@@ -170,8 +173,9 @@ export function createServer(deps: Deps): AppServer {
 /**
  * An HTTP/2 session with no open stream for `idleMs` gets a GOAWAY
  * (session.close()); one with a stream open is never cut, however long the
- * stream lasts (WatchQueueStatus). A peer that does not let the GOAWAY
- * through within `graceMs` is disconnected.
+ * stream lasts (WatchQueueStatus). A peer that does not take the GOAWAY
+ * within `graceMs` (node keeps a session whose writes are pending) is
+ * disconnected, unless a stream it opened just before is still running.
  */
 function closeWhenIdle(session: Http2Session, idleMs: number, graceMs: number): void {
   let open = 0;
@@ -180,7 +184,7 @@ function closeWhenIdle(session: Http2Session, idleMs: number, graceMs: number): 
   const arm = () => {
     idle = setTimeout(() => {
       session.close();
-      grace = setTimeout(() => session.destroy(), graceMs);
+      grace = setTimeout(() => open === 0 && session.destroy(), graceMs);
     }, idleMs);
   };
   session.on("stream", (stream) => {
@@ -198,10 +202,10 @@ function closeWhenIdle(session: Http2Session, idleMs: number, graceMs: number): 
 }
 
 /**
- * HTTP/1.1 keep-alive connections during a drain. `h1` never listens itself
- * (connections are handed to it), so its own closeIdleConnections() sees
- * nothing: count open requests per socket here instead. Once draining, idle
- * sockets close at once and busy ones right after their last response.
+ * HTTP/1.1 keep-alive connections during a drain: idle sockets close at once
+ * and busy ones right after their last response (node's closeIdleConnections()
+ * only does the first, and only for connections it accepted itself), so open
+ * requests are counted per socket here.
  */
 function trackHttp1Calls(h1: ReturnType<typeof createHttp1Server>, draining: AbortSignal) {
   const open = new Map<Socket, Set<ServerResponse>>();

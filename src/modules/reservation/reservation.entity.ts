@@ -32,6 +32,11 @@ export const Reservation = defineEntity({
       name: "reservation_seat_id_confirmed_unique",
       expression: `create unique index "reservation_seat_id_confirmed_unique" on "reservation" ("seat_id") where status = 'CONFIRMED'`,
     },
+    {
+      // A HoldSeat key names one hold of its user: a retry finds it, racing twins cannot both insert.
+      name: "reservation_user_id_idempotency_key_unique",
+      expression: `create unique index "reservation_user_id_idempotency_key_unique" on "reservation" ("user_id", "idempotency_key") where idempotency_key is not null`,
+    },
   ],
   checks: [
     { name: "reservation_amount_check", expression: "amount > 0" },
@@ -47,6 +52,8 @@ export const Reservation = defineEntity({
     holdExpiresAt: p.datetime().columnType("timestamptz"),
     createdAt: p.datetime().columnType("timestamptz"),
     confirmedAt: p.datetime().columnType("timestamptz").nullable(),
+    /** The HoldSeat idempotency key that made this hold, if the client sent one. */
+    idempotencyKey: p.string().length(128).nullable(),
     version: p.integer().version(),
   },
 });

@@ -5,6 +5,8 @@ import type { LockOutcome } from "./seat-hold.service.js";
 
 export interface ReservationMetrics {
   granted(lock: LockOutcome): void;
+  /** A HoldSeat answered with a hold made earlier (a keyed retry, or a seat the caller holds already). */
+  answeredExisting(): void;
   refused(reason: string): void;
   swept(expired: number): void;
 }
@@ -24,6 +26,11 @@ export function createReservationMetrics(registry: Registry, em: () => EntityMan
     labelNames: ["outcome"],
     registers: [registry],
   });
+  const existing = new Counter({
+    name: "holds_answered_existing_total",
+    help: "HoldSeat calls answered with a hold made earlier: a retry with the same idempotency key, or a seat the caller already holds",
+    registers: [registry],
+  });
   const expired = new Counter({ name: "holds_expired_swept_total", help: "Lapsed holds marked EXPIRED by the sweeper", registers: [registry] });
   new Gauge({
     name: "seats_held",
@@ -41,6 +48,9 @@ export function createReservationMetrics(registry: Registry, em: () => EntityMan
     granted(lock) {
       granted.inc();
       locks.inc({ outcome: lock });
+    },
+    answeredExisting() {
+      existing.inc();
     },
     refused(reason) {
       refused.inc({ reason });

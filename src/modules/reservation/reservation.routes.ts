@@ -47,13 +47,15 @@ export function registerReservationRoutes(
     async holdSeat(req, ctx) {
       const { userId } = requireCaller(ctx);
       try {
-        const { reservation, lock } = await holdSeat(deps.orm.em.fork(), deps.locks, deps.clock, deps.config.hold, {
+        const { reservation, lock, existing } = await holdSeat(deps.orm.em.fork(), deps.locks, deps.clock, deps.config.hold, {
           userId,
           concertId: req.concertId,
           date: req.date,
           seatNumber: req.seatNumber,
+          idempotencyKey: req.idempotencyKey,
         });
-        deps.reservationMetrics.granted(lock);
+        if (existing) deps.reservationMetrics.answeredExisting();
+        else deps.reservationMetrics.granted(lock);
         return { reservation: toReservationInit(reservation) };
       } catch (err) {
         deps.reservationMetrics.refused(errorReason(err) ?? "ERROR");

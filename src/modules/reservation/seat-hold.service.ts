@@ -1,15 +1,16 @@
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
-import { raw } from "@mikro-orm/core";
+import { raw, UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Config } from "../../config.js";
 import type { Clock } from "../../platform/clock.js";
-import { domainError, failedPrecondition, notFound } from "../../platform/errors.js";
+import { domainError, errorReason, failedPrecondition, notFound } from "../../platform/errors.js";
 import type { Lease, Locks } from "../../platform/locks.js";
 import { findConcertDate, freeSeatFilter, isCalendarDate, isSeatFree } from "../concert/concert.service.js";
 import { Seat } from "../concert/seat.entity.js";
 import { Reservation } from "./reservation.entity.js";
-import { RESERVATION_NOT_FOUND, statusAt, viewOf, type ReservationView } from "./reservation.service.js";
+import { getReservation, RESERVATION_NOT_FOUND, statusAt, viewOf, type ReservationView } from "./reservation.service.js";
 
 export const SEAT_UNAVAILABLE = "SEAT_UNAVAILABLE";
 export const SEAT_NOT_FOUND = "SEAT_NOT_FOUND";
@@ -17,15 +18,21 @@ export const HOLD_LIMIT_REACHED = "HOLD_LIMIT_REACHED";
 export const HOLD_EXPIRED = "HOLD_EXPIRED";
 export const RESERVATION_NOT_HELD = "RESERVATION_NOT_HELD";
 export const LOCK_UNAVAILABLE = "LOCK_UNAVAILABLE";
+export const IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED";
 
 /** First key of the two-key advisory locks that serialise one user's holds. ("Hold" in ASCII.) */
 const USER_HOLDS_LOCK_SPACE = 0x486f6c64;
+
+/** How often a keyed hold looks again whether its twin (same user, same key) has finished. */
+const KEY_WAIT_STEP_MS = 20;
 
 export interface HoldSeatInput {
   userId: string;
   concertId: string;
   date: string;
   seatNumber: number;
+  /** The client's key for this hold: a retry with it gets the first hold back. */
+  idempotencyKey?: string;
 }
 
 export interface HoldSeatOptions {
@@ -61,6 +68,8 @@ interface SeatToHold {
   price: number;
   free: boolean;
   sold: boolean;
+  /** The caller's own live hold of this seat, if they have one. */
+  ownHoldId?: string;
 }
 
 /**
@@ -70,19 +79,55 @@ interface SeatToHold {
  */
 async function findSeat(em: EntityManager, input: HoldSeatInput, now: Date): Promise<SeatToHold> {
   if (!isCalendarDate(input.date)) await findConcertDate(em, input.concertId, input.date); // throws NOT_FOUND
-  const [row] = await em.execute<{ id: string; price: string; free: boolean; sold: boolean }[]>(
+  const [row] = await em.execute<{ id: string; price: string; free: boolean; sold: boolean; own_hold_id: string | null }[]>(
     `select s.id, s.price,
             s.sold_reservation_id is null and (s.hold_expires_at is null or s.hold_expires_at <= ?) as free,
-            s.sold_reservation_id is not null as sold
+            s.sold_reservation_id is not null as sold,
+            case when s.hold_expires_at > ? and h.user_id = ? then h.id end as own_hold_id
      from seat s join concert_date d on d.id = s.concert_date_id
+     left join reservation h on h.id = s.held_by_reservation_id
      where d.concert_id = ? and d.date = ? and s.seat_number = ?`,
-    [now, input.concertId, input.date, input.seatNumber],
+    [now, now, input.userId, input.concertId, input.date, input.seatNumber],
   );
   if (!row) {
     await findConcertDate(em, input.concertId, input.date);
     throw notFound(SEAT_NOT_FOUND, `no seat ${input.seatNumber} on ${input.date}`, { seat_number: String(input.seatNumber) });
   }
-  return { id: Number(row.id), price: Number(row.price), free: row.free, sold: row.sold };
+  return { id: Number(row.id), price: Number(row.price), free: row.free, sold: row.sold, ownHoldId: row.own_hold_id ?? undefined };
+}
+
+/**
+ * The hold an earlier HoldSeat of this user made with `key`, as it stands
+ * now, or undefined. The key names one seat: asked for another, it is
+ * IDEMPOTENCY_KEY_REUSED. One lookup on the (user_id, idempotency_key) index.
+ */
+async function findHoldByKey(em: EntityManager, clock: Clock, input: HoldSeatInput, key: string): Promise<ReservationView | undefined> {
+  const r = await em.findOne(Reservation, { userId: input.userId, idempotencyKey: key }, { populate: ["seat.concertDate"], disableIdentityMap: true });
+  if (!r) return undefined;
+  const first = viewOf(r, clock.now());
+  if (first.concertId !== input.concertId || first.date !== input.date || first.seatNumber !== input.seatNumber) {
+    throw failedPrecondition(IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used to hold another seat");
+  }
+  return first;
+}
+
+/**
+ * Leases a hold's idempotency key, so that a twin call with the same key (a
+ * client that retried before the first answer came) waits for the first to
+ * finish and then finds its hold, instead of meeting its seat lock and being
+ * told SEAT_UNAVAILABLE about its own seat. The wait ends after one lock TTL;
+ * then, as when Redis is down, the database decides alone (the seat's
+ * fencing update and the unique key index let one hold commit).
+ */
+async function leaseKey(locks: Locks, name: string, ttlMs: number): Promise<{ lease?: Lease; waited: boolean }> {
+  const deadline = Date.now() + ttlMs;
+  for (let waited = false; ; waited = true) {
+    const got = await locks.tryAcquire(name, ttlMs).catch(() => "unavailable" as const);
+    if (got === "unavailable") return { waited };
+    if (got !== "busy") return { lease: got, waited };
+    if (Date.now() >= deadline) return { waited: true };
+    await sleep(KEY_WAIT_STEP_MS);
+  }
 }
 
 /** How the lock went, for metrics. */
@@ -91,6 +136,11 @@ export type LockOutcome = "acquired" | "skipped" | "unavailable";
 export interface HoldSeatResult {
   reservation: ReservationView;
   lock: LockOutcome;
+  /**
+   * true: nothing was written; the answer is a hold made earlier (the first
+   * result of this idempotency key, or the caller's live hold of this seat).
+   */
+  existing: boolean;
 }
 
 const seatUnavailable = (input: HoldSeatInput, state: "held" | "sold" | "locked") =>
@@ -104,23 +154,31 @@ const seatUnavailable = (input: HoldSeatInput, state: "held" | "sold" | "locked"
 /**
  * Holds a free seat for a user until `now + hold.ttlMs`.
  *
+ * 0. With an idempotency key, a hold this user made with it earlier is the
+ *    answer, as it stands now (HELD, or paid, cancelled or lapsed since); a
+ *    seat the caller holds already is answered with that hold. Both write
+ *    nothing: a retry after a lost answer must not take a second seat or
+ *    meet its own hold as SEAT_UNAVAILABLE.
  * 1. Look the seat up; refuse at once if it is sold or held (no lock, no transaction).
  * 2. Take the Redlock lease `seat:<id>` without retries: whoever is taking the
  *    seat right now wins and the rest are refused fast. The lease only cuts
- *    contention; it may run out mid-operation.
+ *    contention; it may run out mid-operation. A keyed hold first leases its
+ *    key, so a twin with the same key waits for the first instead.
  * 3. One transaction: the fencing check — a single UPDATE of the seat row
  *    that matches only while the seat is unsold and its hold (if any) has
  *    ended at the clock's `now`, bumping its version; a holder whose lease
  *    ran out finds the row already taken and writes nothing — then the
  *    per-user limit under an advisory lock on the user, then the reservation
- *    insert.
- * 4. Release the lease after commit.
+ *    insert (with its key: the unique (user_id, idempotency_key) index lets
+ *    one of two racing twins commit; the loser answers with the winner's hold).
+ * 4. Release the leases after commit.
  *
  * Refusals: SEAT_UNAVAILABLE (FAILED_PRECONDITION) for a sold or held seat and
  * for one another request is taking right now. The caller's move is the same
  * in all three cases — pick another seat — and ABORTED would invite clients
  * to retry the same hot seat. HOLD_LIMIT_REACHED (FAILED_PRECONDITION): pay or
- * cancel a hold first.
+ * cancel a hold first. IDEMPOTENCY_KEY_REUSED (FAILED_PRECONDITION): the key
+ * already holds another seat.
  */
 export async function holdSeat(
   em: EntityManager,
@@ -130,10 +188,50 @@ export async function holdSeat(
   input: HoldSeatInput,
   options: HoldSeatOptions = {},
 ): Promise<HoldSeatResult> {
-  const { useLock = true, databaseGuard = true, onLockUnavailable = "database", hooks = {} } = options;
+  const { useLock = true, databaseGuard = true } = options;
+  const key = input.idempotencyKey || undefined;
+  const earlier = (reservation: ReservationView): HoldSeatResult => ({ reservation, lock: "skipped", existing: true });
+  if (key) {
+    const first = await findHoldByKey(em, clock, input, key);
+    if (first) return earlier(first);
+  }
   const seat = await findSeat(em, input, clock.now());
+  if (seat.ownHoldId) return earlier(await getReservation(em, clock, seat.ownHoldId));
   if (databaseGuard && !seat.free) throw seatUnavailable(input, seat.sold ? "sold" : "held");
+  if (!key) return claimSeat(em, locks, clock, hold, input, seat, options);
 
+  const { lease: keyLease, waited } = useLock ? await leaseKey(locks, `hold-key:${input.userId}:${key}`, hold.lockTtlMs) : { waited: false };
+  try {
+    if (waited) {
+      const first = await findHoldByKey(em, clock, input, key);
+      if (first) return earlier(first);
+    }
+    return await claimSeat(em, locks, clock, hold, input, seat, options, key);
+  } catch (err) {
+    // A twin with this key got here first (its lease lapsed, or Redis is
+    // down and the database decided): its hold is this call's answer too.
+    if (err instanceof UniqueConstraintViolationException || errorReason(err) === SEAT_UNAVAILABLE) {
+      const first = await findHoldByKey(em.fork(), clock, input, key);
+      if (first) return earlier(first);
+    }
+    throw err;
+  } finally {
+    await keyLease?.release();
+  }
+}
+
+/** Steps 2-4 of holdSeat: the seat lease, then the transaction that takes the seat. */
+async function claimSeat(
+  em: EntityManager,
+  locks: Locks,
+  clock: Clock,
+  hold: Config["hold"],
+  input: HoldSeatInput,
+  seat: SeatToHold,
+  options: HoldSeatOptions,
+  key?: string,
+): Promise<HoldSeatResult> {
+  const { useLock = true, databaseGuard = true, onLockUnavailable = "database", hooks = {} } = options;
   let lease: Lease | undefined;
   let lock: LockOutcome = "skipped";
   if (useLock) {
@@ -193,6 +291,7 @@ export async function holdSeat(
         holdExpiresAt,
         createdAt: now,
         confirmedAt: null,
+        idempotencyKey: key ?? null,
       });
       return { id, holdExpiresAt, createdAt: now };
     });
@@ -207,6 +306,7 @@ export async function holdSeat(
         status: "HELD",
       },
       lock,
+      existing: false,
     };
   } finally {
     await lease?.release();

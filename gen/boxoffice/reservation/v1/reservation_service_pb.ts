@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file boxoffice/reservation/v1/reservation_service.proto.
  */
 export const file_boxoffice_reservation_v1_reservation_service: GenFile = /*@__PURE__*/
-  fileDesc("CjJib3hvZmZpY2UvcmVzZXJ2YXRpb24vdjEvcmVzZXJ2YXRpb25fc2VydmljZS5wcm90bxIYYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxIrABCg9Ib2xkU2VhdFJlcXVlc3QSMwoKY29uY2VydF9pZBgBIAEoCUIfukgcchoQARhAMhReW2EtejAtOV1bYS16MC05LV0qJBJICgRkYXRlGAIgASgJQjq6SDdyNTIzXlswLTldezR9LSgwWzEtOV18MVswLTJdKS0oMFsxLTldfFsxMl1bMC05XXwzWzAxXSkkEh4KC3NlYXRfbnVtYmVyGAMgASgFQgm6SAYaBBgyKAEiTgoQSG9sZFNlYXRSZXNwb25zZRI6CgtyZXNlcnZhdGlvbhgBIAEoCzIlLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbiI1ChFDYW5jZWxIb2xkUmVxdWVzdBIgCg5yZXNlcnZhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQEiUAoSQ2FuY2VsSG9sZFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uInUKFVBheVJlc2VydmF0aW9uUmVxdWVzdBIgCg5yZXNlcnZhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESOgoPaWRlbXBvdGVuY3lfa2V5GAIgASgJQiG6SB7YAQFyGRABGIABMhJeW0EtWmEtejAtOV8uOi1dKyQimQEKFlBheVJlc2VydmF0aW9uUmVzcG9uc2USOgoLcmVzZXJ2YXRpb24YASABKAsyJS5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuUmVzZXJ2YXRpb24SMgoHcGF5bWVudBgCIAEoCzIhLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5QYXltZW50Eg8KB2JhbGFuY2UYAyABKAMiOQoVR2V0UmVzZXJ2YXRpb25SZXF1ZXN0EiAKDnJlc2VydmF0aW9uX2lkGAEgASgJQgi6SAVyA7ABASJUChZHZXRSZXNlcnZhdGlvblJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uIpIBChdMaXN0UmVzZXJ2YXRpb25zUmVxdWVzdBI7Cgd1c2VyX2lkGAEgASgJQiq6SCfYAQFyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQSHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAIicAoYTGlzdFJlc2VydmF0aW9uc1Jlc3BvbnNlEjsKDHJlc2VydmF0aW9ucxgBIAMoCzIlLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyzwQKElJlc2VydmF0aW9uU2VydmljZRJhCghIb2xkU2VhdBIpLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5Ib2xkU2VhdFJlcXVlc3QaKi5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuSG9sZFNlYXRSZXNwb25zZRJnCgpDYW5jZWxIb2xkEisuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkNhbmNlbEhvbGRSZXF1ZXN0GiwuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkNhbmNlbEhvbGRSZXNwb25zZRJzCg5QYXlSZXNlcnZhdGlvbhIvLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5QYXlSZXNlcnZhdGlvblJlcXVlc3QaMC5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuUGF5UmVzZXJ2YXRpb25SZXNwb25zZRJ4Cg5HZXRSZXNlcnZhdGlvbhIvLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5HZXRSZXNlcnZhdGlvblJlcXVlc3QaMC5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuR2V0UmVzZXJ2YXRpb25SZXNwb25zZSIDkAIBEn4KEExpc3RSZXNlcnZhdGlvbnMSMS5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuTGlzdFJlc2VydmF0aW9uc1JlcXVlc3QaMi5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuTGlzdFJlc2VydmF0aW9uc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_boxoffice_reservation_v1_reservation, file_buf_validate_validate]);
+  fileDesc("CjJib3hvZmZpY2UvcmVzZXJ2YXRpb24vdjEvcmVzZXJ2YXRpb25fc2VydmljZS5wcm90bxIYYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxIuwBCg9Ib2xkU2VhdFJlcXVlc3QSMwoKY29uY2VydF9pZBgBIAEoCUIfukgcchoQARhAMhReW2EtejAtOV1bYS16MC05LV0qJBJICgRkYXRlGAIgASgJQjq6SDdyNTIzXlswLTldezR9LSgwWzEtOV18MVswLTJdKS0oMFsxLTldfFsxMl1bMC05XXwzWzAxXSkkEh4KC3NlYXRfbnVtYmVyGAMgASgFQgm6SAYaBBgyKAESOgoPaWRlbXBvdGVuY3lfa2V5GAQgASgJQiG6SB7YAQFyGRABGIABMhJeW0EtWmEtejAtOV8uOi1dKyQiTgoQSG9sZFNlYXRSZXNwb25zZRI6CgtyZXNlcnZhdGlvbhgBIAEoCzIlLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbiI1ChFDYW5jZWxIb2xkUmVxdWVzdBIgCg5yZXNlcnZhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQEiUAoSQ2FuY2VsSG9sZFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uInUKFVBheVJlc2VydmF0aW9uUmVxdWVzdBIgCg5yZXNlcnZhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESOgoPaWRlbXBvdGVuY3lfa2V5GAIgASgJQiG6SB7YAQFyGRABGIABMhJeW0EtWmEtejAtOV8uOi1dKyQimQEKFlBheVJlc2VydmF0aW9uUmVzcG9uc2USOgoLcmVzZXJ2YXRpb24YASABKAsyJS5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuUmVzZXJ2YXRpb24SMgoHcGF5bWVudBgCIAEoCzIhLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5QYXltZW50Eg8KB2JhbGFuY2UYAyABKAMiOQoVR2V0UmVzZXJ2YXRpb25SZXF1ZXN0EiAKDnJlc2VydmF0aW9uX2lkGAEgASgJQgi6SAVyA7ABASJUChZHZXRSZXNlcnZhdGlvblJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uIpIBChdMaXN0UmVzZXJ2YXRpb25zUmVxdWVzdBI7Cgd1c2VyX2lkGAEgASgJQiq6SCfYAQFyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQSHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAIicAoYTGlzdFJlc2VydmF0aW9uc1Jlc3BvbnNlEjsKDHJlc2VydmF0aW9ucxgBIAMoCzIlLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyzwQKElJlc2VydmF0aW9uU2VydmljZRJhCghIb2xkU2VhdBIpLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5Ib2xkU2VhdFJlcXVlc3QaKi5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuSG9sZFNlYXRSZXNwb25zZRJnCgpDYW5jZWxIb2xkEisuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkNhbmNlbEhvbGRSZXF1ZXN0GiwuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkNhbmNlbEhvbGRSZXNwb25zZRJzCg5QYXlSZXNlcnZhdGlvbhIvLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5QYXlSZXNlcnZhdGlvblJlcXVlc3QaMC5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuUGF5UmVzZXJ2YXRpb25SZXNwb25zZRJ4Cg5HZXRSZXNlcnZhdGlvbhIvLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5HZXRSZXNlcnZhdGlvblJlcXVlc3QaMC5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuR2V0UmVzZXJ2YXRpb25SZXNwb25zZSIDkAIBEn4KEExpc3RSZXNlcnZhdGlvbnMSMS5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuTGlzdFJlc2VydmF0aW9uc1JlcXVlc3QaMi5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuTGlzdFJlc2VydmF0aW9uc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_boxoffice_reservation_v1_reservation, file_buf_validate_validate]);
 
 /**
  * HoldSeat input. The acting user comes from the queue token.
@@ -41,6 +41,19 @@ export type HoldSeatRequest = Message<"boxoffice.reservation.v1.HoldSeatRequest"
    * @generated from field: int32 seat_number = 3;
    */
   seatNumber: number;
+
+  /**
+   * Optional client-chosen key, unique per user, that makes a retry after a
+   * lost answer safe: a retry with the same key returns the first hold, as the
+   * reservation stands now (HELD, or CONFIRMED, CANCELLED or EXPIRED since),
+   * and takes no second seat; two concurrent calls with one key make one
+   * hold. The same key with another concert, date or seat is
+   * FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED). Without a key, holding a
+   * seat the caller already holds also returns that hold.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -57,7 +70,9 @@ export const HoldSeatRequestSchema: GenMessage<HoldSeatRequest> = /*@__PURE__*/
  */
 export type HoldSeatResponse = Message<"boxoffice.reservation.v1.HoldSeatResponse"> & {
   /**
-   * The new hold: its id, the amount to pay and when it lapses.
+   * The hold: its id, the amount to pay and when it lapses. New, or the
+   * caller's existing hold of this seat, or the first result of this
+   * idempotency_key.
    *
    * @generated from field: boxoffice.reservation.v1.Reservation reservation = 1;
    */
@@ -128,7 +143,14 @@ export type PayReservationRequest = Message<"boxoffice.reservation.v1.PayReserva
 
   /**
    * Optional client-chosen key: a retry with the same key returns the first
-   * result and moves no money.
+   * result and moves no money, also when the first call's answer was lost
+   * after the payment ended the queue token: such a retry (same reservation,
+   * same, now EXPIRED, token) gets the first result; an EXPIRED token whose
+   * key completed no payment is still FAILED_PRECONDITION
+   * (QUEUE_TOKEN_EXPIRED). A key that already paid another reservation, or
+   * that the same user gave to a ChargeBalance (charges and payments share
+   * one key space per user), is FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED):
+   * final, not worth retrying.
    *
    * @generated from field: string idempotency_key = 2;
    */
@@ -293,6 +315,9 @@ export const ListReservationsResponseSchema: GenMessage<ListReservationsResponse
 export const ReservationService: GenService<{
   /**
    * Holds a free seat for the token's user. Needs an ACTIVE queue token.
+   * Safe to retry: a seat the caller already holds comes back as that hold
+   * (not SEAT_UNAVAILABLE), and a retry with the same idempotency_key returns
+   * the first hold as it stands now (see HoldSeatRequest.idempotency_key).
    *
    * @generated from rpc boxoffice.reservation.v1.ReservationService.HoldSeat
    */
@@ -313,7 +338,10 @@ export const ReservationService: GenService<{
   },
   /**
    * Pays the caller's hold from their wallet and expires the queue token.
-   * Needs an ACTIVE queue token.
+   * Needs an ACTIVE queue token, with one exception: the payment itself ends
+   * the token, so a retry that carries the idempotency_key of a payment
+   * already completed is answered with that payment's result even though its
+   * token is now EXPIRED (see PayReservationRequest.idempotency_key).
    *
    * @generated from rpc boxoffice.reservation.v1.ReservationService.PayReservation
    */

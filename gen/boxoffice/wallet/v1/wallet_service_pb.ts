@@ -38,7 +38,10 @@ export type ChargeBalanceRequest = Message<"boxoffice.wallet.v1.ChargeBalanceReq
 
   /**
    * Optional client-chosen key: a retry with the same key returns the first
-   * result and moves no money; reusing it with another amount is refused.
+   * result and moves no money. Reusing it with another amount, or reusing a
+   * key the same user gave to a PayReservation (charges and payments share one
+   * key space per user), is FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED):
+   * final, not worth retrying.
    *
    * @generated from field: string idempotency_key = 3;
    */
