@@ -1,20 +1,15 @@
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
-import { Code, ConnectError, cors as connectCors, createContextKey, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
-import { createAsyncIterable, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { codeFromHttpStatus, endStreamFlag, endStreamFromJson, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
-import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
-import { trailerFlag, trailerParse } from "@connectrpc/connect/protocol-grpc-web";
+import { Code, cors as connectCors } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Deps } from "./deps.js";
-import type { Logger } from "./platform/logger.js";
-import { serveMetrics, type Metrics, type MetricsServer } from "./platform/metrics.js";
+import { closeWhenIdle, routeConnection, trackHttp1Calls } from "./connections.js";
+import { serveMetrics, type MetricsServer } from "./platform/metrics.js";
 import { createRoutes, createHealthState } from "./routes.js";
-import { codeName } from "./rpc/codes.js";
-import { requestIdKey } from "./rpc/context.js";
 import { ServingStatus, type HealthState } from "./rpc/health.js";
 import { createCallContext, createInterceptors } from "./rpc/pipeline.js";
+import { accountRefusedCalls, markPipelineEntered, pipelineEnteredKey } from "./rpc/refused-calls.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
@@ -33,7 +28,6 @@ export interface AppServer {
   close(graceMs?: number): Promise<void>;
 }
 
-const HTTP2_PREFACE = Buffer.from("PRI");
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /**
@@ -168,161 +162,6 @@ export function createServer(deps: Deps): AppServer {
       await metrics?.close(); // last: a scrape during the drain still sees it
     },
   };
-}
-
-/**
- * An HTTP/2 session with no open stream for `idleMs` gets a GOAWAY
- * (session.close()); one with a stream open is never cut, however long the
- * stream lasts (WatchQueueStatus). A peer that does not take the GOAWAY
- * within `graceMs` (node keeps a session whose writes are pending) is
- * disconnected, unless a stream it opened just before is still running.
- */
-function closeWhenIdle(session: Http2Session, idleMs: number, graceMs: number): void {
-  let open = 0;
-  let idle: NodeJS.Timeout | undefined;
-  let grace: NodeJS.Timeout | undefined;
-  const arm = () => {
-    idle = setTimeout(() => {
-      session.close();
-      grace = setTimeout(() => open === 0 && session.destroy(), graceMs);
-    }, idleMs);
-  };
-  session.on("stream", (stream) => {
-    open++;
-    clearTimeout(idle);
-    stream.once("close", () => {
-      if (--open === 0 && !session.closed) arm();
-    });
-  });
-  session.once("close", () => {
-    clearTimeout(idle);
-    clearTimeout(grace);
-  });
-  arm();
-}
-
-/**
- * HTTP/1.1 keep-alive connections during a drain: idle sockets close at once
- * and busy ones right after their last response (node's closeIdleConnections()
- * only does the first, and only for connections it accepted itself), so open
- * requests are counted per socket here.
- */
-function trackHttp1Calls(h1: ReturnType<typeof createHttp1Server>, draining: AbortSignal) {
-  const open = new Map<Socket, Set<ServerResponse>>();
-  const endIfIdle = (socket: Socket) => {
-    if (open.get(socket)?.size === 0) socket.end();
-  };
-  h1.on("connection", (socket: Socket) => {
-    open.set(socket, new Set());
-    socket.on("close", () => open.delete(socket));
-  });
-  // Registered before the handler, so the header is set before any response starts.
-  h1.on("request", (req: IncomingMessage, res: ServerResponse) => {
-    const socket = req.socket as Socket;
-    const calls = open.get(socket);
-    if (!calls) return;
-    calls.add(res);
-    if (draining.aborted) res.setHeader("connection", "close");
-    res.on("close", () => {
-      calls.delete(res);
-      if (draining.aborted) endIfIdle(socket);
-    });
-  });
-  return {
-    closeIdle() {
-      for (const [socket, calls] of open) {
-        for (const res of calls) if (!res.headersSent) res.setHeader("connection", "close");
-        endIfIdle(socket);
-      }
-    },
-  };
-}
-
-/** Set when a call enters the interceptor pipeline; a call without it was answered by the Connect runtime alone. */
-const pipelineEnteredKey = createContextKey<{ entered: boolean } | undefined>(undefined, { description: "call entered the pipeline" });
-
-const markPipelineEntered: Interceptor = (next) => (req) => {
-  const mark = req.contextValues.get(pipelineEnteredKey);
-  if (mark) mark.entered = true;
-  return next(req);
-};
-
-/**
- * Calls the Connect runtime refuses before any interceptor runs get the one
- * log line and the metric sample every other call gets from the pipeline.
- *
- * These are the client's fault: a unary request whose bytes are not the
- * request message, broken gRPC framing, an oversized message, a bad timeout
- * header. connect-es (2.1) parses a unary request before the interceptors and
- * answers an undecodable binary message with INTERNAL "parse binary: ..." (its
- * createBinarySerialization hard-codes Code.Internal; no option changes that,
- * grpc-go does the same, connect-go says INVALID_ARGUMENT). The client keeps
- * getting what the runtime answered; the log line says it was the client
- * (`fault: "client"`), so an INTERNAL here is not a server bug to chase.
- */
-function accountRefusedCalls(router: ConnectRouter, log: Logger, metrics: Metrics): void {
-  router.handlers.forEach((handler, i) => {
-    const procedure = `/${handler.service.typeName}/${handler.method.name}`;
-    const observed = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
-      const started = performance.now();
-      const res = await handler(req);
-      // By now a call the runtime let through has entered the pipeline: the
-      // handler resolves only once the first response bytes (or the status) exist.
-      if (req.contextValues?.get(pipelineEnteredKey)?.entered !== false) return res;
-      const chunks: Uint8Array[] = [];
-      if (res.body) for await (const chunk of res.body) chunks.push(chunk); // a refusal is one status, no messages
-      const error = refusalOf(req, res, chunks);
-      const code = codeName(error.code);
-      const seconds = (performance.now() - started) / 1000;
-      const requestId = req.contextValues.get(requestIdKey);
-      metrics.rpcCalls.inc({ procedure, code });
-      metrics.rpcDuration.observe({ procedure, code }, seconds);
-      log.warn(
-        { procedure, code, durationMs: Math.round(seconds * 100_000) / 100, requestId, error: error.rawMessage, fault: "client" },
-        "rpc refused before the pipeline: malformed request",
-      );
-      const header = new Headers(res.header);
-      header.set("x-request-id", requestId);
-      return { ...res, header, body: res.body && createAsyncIterable(chunks) };
-    };
-    router.handlers[i] = Object.assign(observed, handler);
-  });
-}
-
-/** The status a refused call was answered with, read back from its protocol's framing. */
-function refusalOf(req: UniversalServerRequest, res: UniversalServerResponse, body: Uint8Array[]): ConnectError {
-  const contentType = req.header.get("content-type") ?? "";
-  const last = body.at(-1);
-  const fallback = new ConnectError(`HTTP ${res.status}`, codeFromHttpStatus(res.status));
-  try {
-    if (contentType.startsWith("application/grpc-web")) {
-      return (last && last[0] & trailerFlag ? findTrailerError(trailerParse(last.subarray(5))) : undefined) ?? fallback;
-    }
-    if (contentType.startsWith("application/grpc")) return findTrailerError(res.trailer ?? new Headers()) ?? fallback;
-    if (contentType.startsWith("application/connect+")) {
-      return (last && last[0] & endStreamFlag ? endStreamFromJson(last.subarray(5)).error : undefined) ?? fallback;
-    }
-    return last && res.status !== 200 ? errorFromJsonBytes(last, undefined, fallback) : fallback;
-  } catch {
-    return fallback;
-  }
-}
-
-/** Reads just enough of a new connection to tell h2c from HTTP/1.1, then hands it over. */
-function routeConnection(socket: Socket, route: (isH2: boolean) => void): void {
-  let head = Buffer.alloc(0);
-  const onData = (chunk: Buffer) => {
-    head = Buffer.concat([head, chunk]);
-    const n = Math.min(head.length, HTTP2_PREFACE.length);
-    const isH2 = head.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
-    if (isH2 && head.length < HTTP2_PREFACE.length) return; // need more bytes
-    socket.off("data", onData);
-    socket.pause();
-    socket.unshift(head);
-    route(isH2);
-    if (!isH2) socket.resume();
-  };
-  socket.on("data", onData);
 }
 
 /** Answers CORS preflights for the configured origins and decorates their responses. */

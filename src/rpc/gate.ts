@@ -1,7 +1,9 @@
-import type { Interceptor } from "@connectrpc/connect";
+import { ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { isMessage } from "@bufbuild/protobuf";
 import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb.js";
-import { ReservationService } from "../../gen/boxoffice/reservation/v1/reservation_service_pb.js";
-import type { Queue } from "../modules/queue/queue.service.js";
+import { PayReservationRequestSchema, ReservationService } from "../../gen/boxoffice/reservation/v1/reservation_service_pb.js";
+import { errorReason } from "../platform/errors.js";
+import { GATE_REASONS, type Queue } from "../modules/queue/queue.service.js";
 import { callerKey, principalKey } from "./context.js";
 import { checkTokenOwner } from "./identity.js";
 
@@ -19,18 +21,52 @@ export const GATED_PROCEDURES = new Set(
 export const QUEUE_TOKEN_HEADER = "x-queue-token";
 
 /**
+ * Set on a PayReservation that the gate let through with a spent token: the
+ * handler may only answer with the first result of the payment its
+ * idempotency key made, and must otherwise throw this value, the refusal the
+ * gate held back (QUEUE_TOKEN_EXPIRED).
+ */
+export const replayOnlyKey = createContextKey<ConnectError | undefined>(undefined, { description: "PayReservation may only replay" });
+
+/**
  * Refuses gated calls before any work unless `x-queue-token` is ACTIVE
  * (FAILED_PRECONDITION with a QUEUE_TOKEN_* reason, HTTP 400 over Connect) or
  * is another user's (PERMISSION_DENIED, QUEUE_TOKEN_NOT_YOURS, checked before
  * the token is looked up or its use recorded), and puts the token's user in the
  * call context: the request body never names the acting user for these RPCs.
+ *
+ * One exception: a payment ends its token, so the retry of a PayReservation
+ * whose answer was lost arrives with an EXPIRED token. A PayReservation with
+ * an idempotency key and a token that is ours, signed for this caller and
+ * EXPIRED passes with `replayOnlyKey` set; it can return the first result of
+ * that key and nothing else. Missing, forged, waiting and other users' tokens
+ * are refused as always.
  */
 export function createQueueGateInterceptor(queue: Queue): Interceptor {
   return (next) => async (req) => {
     if (!GATED_PROCEDURES.has(`${req.service.typeName}/${req.method.name}`)) return next(req);
     const token = req.header.get(QUEUE_TOKEN_HEADER);
-    const ticket = await queue.admitCaller(token, (userId) => checkTokenOwner(req.contextValues.get(principalKey), userId));
-    req.contextValues.set(callerKey, { userId: ticket.userId, token: ticket.token });
+    // The owner check runs once the signature verified, before the store is
+    // read: whatever admitCaller then says, `signedFor` is the token's user.
+    let signedFor: string | undefined;
+    try {
+      const ticket = await queue.admitCaller(token, (userId) => {
+        checkTokenOwner(req.contextValues.get(principalKey), userId);
+        signedFor = userId;
+      });
+      req.contextValues.set(callerKey, { userId: ticket.userId, token: ticket.token });
+    } catch (err) {
+      const replayable =
+        token &&
+        signedFor !== undefined &&
+        errorReason(err) === GATE_REASONS.expired &&
+        !req.stream &&
+        isMessage(req.message, PayReservationRequestSchema) &&
+        req.message.idempotencyKey !== "";
+      if (!replayable) throw err;
+      req.contextValues.set(callerKey, { userId: signedFor!, token });
+      req.contextValues.set(replayOnlyKey, ConnectError.from(err));
+    }
     return next(req);
   };
 }

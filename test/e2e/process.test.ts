@@ -24,7 +24,7 @@ interface Started {
 async function startProcess(env: Record<string, string>): Promise<Started> {
   const port = await freePort();
   const child = spawn("node_modules/.bin/tsx", ["src/main.ts"], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, HOST: "127.0.0.1", PORT: String(port), ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, HOST: "127.0.0.1", PORT: String(port), METRICS_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: Array<Record<string, unknown>> = [];

@@ -6,6 +6,8 @@ import { errorReason, failedPrecondition, notFound } from "../../platform/errors
 import { getReservation, RESERVATION_NOT_FOUND, type ReservationView } from "../reservation/reservation.service.js";
 import { debitWithEntry } from "../wallet/wallet.service.js";
 
+export const IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED";
+
 export interface PaymentView {
   id: string;
   reservationId: string;
@@ -49,7 +51,10 @@ interface LockedReservation {
  * payment and its ledger entry, sell the seat, confirm the reservation. Any
  * failure rolls all of it back. A retry with the same idempotency key gets the
  * first result and no second debit, also when the two race (the unique keys
- * on payment let exactly one commit).
+ * on payment let exactly one commit). Charges and payments share the
+ * ledger's (user, key) space: a key this user gave a charge, or a payment of
+ * another reservation, is IDEMPOTENCY_KEY_REUSED — final, never ABORTED,
+ * since no retry could ever succeed with it.
  *
  * Another user's reservation is NOT_FOUND, never PERMISSION_DENIED: ids must
  * not reveal that someone else holds a seat.
@@ -62,8 +67,8 @@ export async function payReservation(
 ): Promise<PayResult> {
   const key = input.idempotencyKey || undefined;
   if (key) {
-    const earlier = await findPaymentByKey(em, input.userId, key);
-    if (earlier) return replay(em, clock, earlier, input.reservationId);
+    const earlier = await earlierResult(em, clock, { ...input, idempotencyKey: key });
+    if (earlier) return earlier;
   }
   try {
     const paid = await em.transactional(async (tx) => {
@@ -125,10 +130,11 @@ export async function payReservation(
     return paid;
   } catch (err) {
     // A racing call with the same key committed first (we either hit its unique
-    // key or found the reservation already paid): answer with its result.
+    // key or found the reservation already paid): answer with its result, or
+    // with IDEMPOTENCY_KEY_REUSED if what took the key was a charge.
     if (key && (err instanceof UniqueConstraintViolationException || errorReason(err) === "ALREADY_PAID")) {
-      const earlier = await findPaymentByKey(em.fork(), input.userId, key);
-      if (earlier) return replay(em.fork(), clock, earlier, input.reservationId);
+      const earlier = await earlierResult(em.fork(), clock, { ...input, idempotencyKey: key });
+      if (earlier) return earlier;
     }
     throw err;
   }
@@ -138,39 +144,75 @@ function holdExpired() {
   return failedPrecondition("HOLD_EXPIRED", "the hold has expired; hold the seat again");
 }
 
-interface PaymentRow {
-  id: string;
-  reservation_id: string;
-  amount: string;
-  created_at: string | Date;
+interface KeyUse {
+  kind: "CHARGE" | "PAYMENT";
   balance_after: string;
+  /** The payment's columns; null for a charge. */
+  payment_id: string | null;
+  reservation_id: string | null;
+  amount: string | null;
+  /** Raw timestamptz text (the ORM's type parsers keep it a string). */
+  created_at: string | null;
 }
 
 /**
- * The payment made earlier with this key, and the balance its debit left.
- * Runs before every keyed payment, so it must stay an index lookup: the
- * payment's ledger line carries the same key, so the join goes through the
- * ledger's unique (user_id, idempotency_key) index. (wallet_entry has no index
- * on reservation_id; joining on that alone scanned the whole ledger.)
+ * What this user's key was used for: the ledger line that carries it and,
+ * for a payment, the payment it belongs to. Runs before every keyed payment,
+ * so it must stay an index lookup: the ledger's unique (user_id,
+ * idempotency_key) index finds the line, the payment's finds the payment.
+ * (wallet_entry has no index on reservation_id; joining on that alone
+ * scanned the whole ledger.)
  */
-async function findPaymentByKey(em: EntityManager, userId: string, key: string): Promise<PaymentRow | undefined> {
-  const [row] = await em.execute<PaymentRow[]>(
-    `select p.id, p.reservation_id, p.amount, p.created_at, e.balance_after
-     from payment p join wallet_entry e
-       on e.user_id = p.user_id and e.idempotency_key = p.idempotency_key and e.reservation_id = p.reservation_id and e.kind = 'PAYMENT'
-     where p.user_id = ? and p.idempotency_key = ?`,
+async function findKeyUse(em: EntityManager, userId: string, key: string): Promise<KeyUse | undefined> {
+  const [row] = await em.execute<KeyUse[]>(
+    `select e.kind, e.balance_after, p.id as payment_id, p.reservation_id, p.amount, p.created_at
+     from wallet_entry e left join payment p
+       on p.user_id = e.user_id and p.idempotency_key = e.idempotency_key and p.reservation_id = e.reservation_id
+     where e.user_id = ? and e.idempotency_key = ?`,
     [userId, key],
   );
   return row;
 }
 
-async function replay(em: EntityManager, clock: Clock, p: PaymentRow, reservationId: string): Promise<PayResult> {
-  if (p.reservation_id !== reservationId) {
-    throw failedPrecondition("IDEMPOTENCY_KEY_REUSED", "this idempotency key was already used to pay another reservation");
+/** The first result of a payment made with this key, or undefined when the key was never used. */
+async function earlierResult(
+  em: EntityManager,
+  clock: Clock,
+  input: { userId: string; reservationId: string; idempotencyKey: string },
+): Promise<PayResult | undefined> {
+  const use = await findKeyUse(em, input.userId, input.idempotencyKey);
+  return use && resultOf(em, clock, use, input.reservationId);
+}
+
+/** What a key already used answers: the first payment's result, or IDEMPOTENCY_KEY_REUSED for a charge's key or another reservation's payment. */
+async function resultOf(em: EntityManager, clock: Clock, use: KeyUse, reservationId: string): Promise<PayResult> {
+  if (use.kind !== "PAYMENT" || !use.payment_id) {
+    throw failedPrecondition(IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used for a charge; use a new key for the payment");
+  }
+  if (use.reservation_id !== reservationId) {
+    throw failedPrecondition(IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used to pay another reservation");
   }
   return {
     reservation: await getReservation(em, clock, reservationId),
-    payment: { id: p.id, reservationId, amount: Number(p.amount), paidAt: new Date(p.created_at) },
-    balance: Number(p.balance_after),
+    payment: { id: use.payment_id, reservationId, amount: Number(use.amount), paidAt: em.getPlatform().parseDate(use.created_at!) },
+    balance: Number(use.balance_after),
   };
+}
+
+/**
+ * A PayReservation retry whose queue token is already spent (the gate let it
+ * through for this only): the first result of the payment this key made, or
+ * undefined when the key completed no payment (the caller then refuses the
+ * call as the gate would have). A key of another reservation's payment is
+ * IDEMPOTENCY_KEY_REUSED, as on the normal path; a key that only charged
+ * completed no payment. Reads only; moves nothing.
+ */
+export async function replayPayment(
+  em: EntityManager,
+  clock: Clock,
+  input: { userId: string; reservationId: string; idempotencyKey: string },
+): Promise<PayResult | undefined> {
+  const use = await findKeyUse(em, input.userId, input.idempotencyKey);
+  if (!use || use.kind !== "PAYMENT") return undefined;
+  return resultOf(em, clock, use, input.reservationId);
 }

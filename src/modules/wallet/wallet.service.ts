@@ -1,9 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { Code } from "@connectrpc/connect";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Clock } from "../../platform/clock.js";
-import { domainError, failedPrecondition, invalidArgument } from "../../platform/errors.js";
+import { failedPrecondition, invalidArgument } from "../../platform/errors.js";
 import { WalletEntry, type WalletEntryKind } from "./wallet-entry.entity.js";
 import { Wallet } from "./wallet.entity.js";
 
@@ -26,6 +25,8 @@ export interface ChargeResult {
   balance: number;
   entry: EntryView;
 }
+
+export const IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED";
 
 const MAX_PAGE = 100;
 const DEFAULT_PAGE = 20;
@@ -135,9 +136,17 @@ async function findByKey(em: EntityManager, userId: string, key: string) {
   return em.findOne(WalletEntry, { wallet: userId, idempotencyKey: key }, { disableIdentityMap: true });
 }
 
+/**
+ * A charge's first result. Charges and payments share the ledger's (user,
+ * key) space, so a payment's key is refused like a key reused with another
+ * amount: IDEMPOTENCY_KEY_REUSED, final (no retry could take it).
+ */
 function replay(earlier: WalletEntry, amount: number): ChargeResult {
-  if (earlier.kind !== "CHARGE" || earlier.amount !== amount) {
-    throw domainError(Code.FailedPrecondition, "IDEMPOTENCY_KEY_REUSED", "this idempotency key was already used for a different request");
+  if (earlier.kind !== "CHARGE") {
+    throw failedPrecondition(IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used for a payment; use a new key for the charge");
+  }
+  if (earlier.amount !== amount) {
+    throw failedPrecondition(IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used for a charge of another amount");
   }
   return { balance: earlier.balanceAfter, entry: view(earlier) };
 }
