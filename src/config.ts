@@ -227,8 +227,9 @@ export class ConfigError extends Error {}
 
 type Parsed = z.infer<typeof schema>;
 
-function authConfig(e: Parsed): AuthConfig {
-  const mode = e.AUTH_MODE ?? (e.DATABASE_URL ? undefined : "none");
+function authConfig(e: Parsed, serving: boolean): AuthConfig {
+  // A one-shot command (migrate, seed) answers no calls: there is nobody to authenticate.
+  const mode = e.AUTH_MODE ?? (e.DATABASE_URL && serving ? undefined : "none");
   if (!mode)
     throw new ConfigError(
       "invalid configuration:\n  AUTH_MODE: must be set when DATABASE_URL is set: jwt (verify callers' bearer tokens) or none (trust the user ids in requests)",
@@ -239,8 +240,11 @@ function authConfig(e: Parsed): AuthConfig {
   return { mode, jwks: e.AUTH_JWKS!, issuer: e.AUTH_ISSUER!, audience: e.AUTH_AUDIENCE!, clockToleranceMs: e.AUTH_CLOCK_TOLERANCE, jwksCooldownMs: e.AUTH_JWKS_COOLDOWN };
 }
 
-/** Reads the configuration from an environment (process.env by default). */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+/**
+ * Reads the configuration from an environment (process.env by default).
+ * `serving: false` is for one-shot commands (migrate, seed), which need no AUTH_MODE.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env, options: { serving?: boolean } = {}): Config {
   const blank = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = schema.safeParse(blank);
   if (!parsed.success) {
@@ -263,7 +267,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       http2IdleTimeoutMs: e.HTTP2_IDLE_TIMEOUT,
       http2MaxConcurrentStreams: e.HTTP2_MAX_CONCURRENT_STREAMS,
     },
-    auth: authConfig(e),
+    auth: authConfig(e, options.serving ?? true),
     rateLimits: {
       enabled: e.RATE_LIMITS,
       unauthenticated: e.RATE_LIMIT_UNAUTHENTICATED,

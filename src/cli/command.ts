@@ -9,7 +9,7 @@ import { redact } from "../platform/redis.js";
 export function runCommand(body: (config: Config) => Promise<void>): void {
   let config: Config;
   try {
-    config = loadConfig();
+    config = loadConfig(process.env, { serving: false });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);

@@ -16,6 +16,16 @@ export interface StoredTicket {
   position: number;
   /** ACTIVE: end of the booking window. WAITING: when it is dropped unless seen again. */
   expiresAt: number;
+  /** The store's generation when it answered (see TicketOrigin). */
+  generation: number;
+  /** This call put the ticket back from its token: the store had lost it. */
+  restored?: boolean;
+}
+
+/** What `issue` answers: the ticket, and what its WAITING token needs. */
+export interface IssuedTicket extends StoredTicket {
+  /** The minute the ticket was issued (ms; 0: unknown, a ticket from before tokens carried it). */
+  issuedAt: number;
 }
 
 /**
@@ -30,6 +40,42 @@ export type StatusTouch = boolean | { activeIdleTtlMs: number };
 export interface TicketRef {
   userId: string;
   seq: number;
+  /** What the token says about its ticket; absent in tokens of the previous format (q1). */
+  origin?: TicketOrigin;
+}
+
+/**
+ * A store has a generation: the time (ms) it started empty. It is kept with
+ * the data, so an empty restart (or a wipe) starts a new one. A ticket missing
+ * from the generation its token was signed in has expired; missing from a
+ * later one, it was lost with the data, and its token can put it back (see
+ * RestorePolicy). A WAITING token says when its ticket was issued, an ACTIVE
+ * one (signed again at admission) when its booking window ends.
+ */
+export type TicketOrigin =
+  | { generation: number; state: "WAITING"; issuedAt: number }
+  | { generation: number; state: "ACTIVE"; activeUntil: number };
+
+/**
+ * When a token of an older generation puts its lost ticket back: a WAITING
+ * one at its own place in line (by ticket number), an ACTIVE one ACTIVE until
+ * its window ends (WAITING at its place when the room is full). Only within
+ * `windowMs` of the new generation's start (a buyer still there polls within
+ * the idle TTLs), only once per ticket in a generation (once back, a missing
+ * ticket has expired), and a WAITING one only if issued within `maxAgeMs`.
+ */
+export interface RestorePolicy {
+  maxActive: number;
+  /** A restored ACTIVE ticket's idle deadline is this long after it came back. */
+  activeIdleTtlMs: number;
+  windowMs: number;
+  maxAgeMs: number;
+}
+
+/** The shared token secrets: `signing` signs, all of `all` (signing first) verify. */
+export interface TokenSecrets {
+  signing: Buffer;
+  all: Buffer[];
 }
 
 export interface AdmissionLimits {
@@ -66,19 +112,29 @@ export interface AdmissionRound {
   nextSlotFreeAt?: number;
   /** Changes whenever a position or state may have changed for someone. */
   version: number;
+  generation: number;
 }
 
 export interface QueueStore {
   readonly kind: "redis" | "memory";
   /** The user's live ticket, or a new one at the back. Atomic per user. */
-  issue(userId: string, now: number, idleTtlMs: number): Promise<StoredTicket>;
-  /** States of several tickets at once, recording `touch`. A stale ref reads EXPIRED, and so does an idle ACTIVE one. */
-  status(refs: TicketRef[], now: number, idleTtlMs: number, touch: StatusTouch): Promise<StoredTicket[]>;
+  issue(userId: string, now: number, idleTtlMs: number): Promise<IssuedTicket>;
+  /**
+   * States of several tickets at once, recording `touch`. A stale ref reads EXPIRED, and so does an idle ACTIVE one.
+   * With `restore`, a ref whose ticket the store lost is put back first, as the policy allows.
+   */
+  status(refs: TicketRef[], now: number, idleTtlMs: number, touch: StatusTouch, restore?: RestorePolicy): Promise<StoredTicket[]>;
   /** One admission round: expire (window over or idle), drop idle waiting, admit from the head within both bounds. Atomic. */
   admit(now: number, limits: AdmissionLimits): Promise<AdmissionRound>;
   /** Ends a ticket at once (after payment). False when it was not live. */
   expire(ref: TicketRef): Promise<boolean>;
-  /** The shared signing secret for tokens (created once per store). */
+  /**
+   * The shared token secrets. Where the store has none (new, or emptied) `candidate` becomes the signing one; every
+   * secret in `known` (those this instance signed with) is kept for verifying, so tokens signed before the store lost
+   * its secret keep verifying on every instance, whichever secret wins.
+   */
+  syncTokenSecrets(candidate: Buffer, known: Buffer[]): Promise<TokenSecrets>;
+  /** The signing secret now (created if there is none): for tools that mint tokens. */
   tokenSecret(): Promise<Buffer>;
 }
 

@@ -1,0 +1,157 @@
+/**
+ * Figures from the clients' attempt records: calls by outcome, the
+ * unavailability window of a fault, whether calls succeeded again by
+ * themselves after it, and what happened to buyers' places in the queue.
+ */
+import { isAmbiguous, isInfraFailure, TOKEN_LOST_REASONS, type Attempt } from "./attempts";
+
+export interface FaultWindow {
+  /** Epoch ms the fault was injected. */
+  start: number;
+  /** Epoch ms the fault was over (the broken piece back, or the frozen one resumed). */
+  end: number;
+  /** Other instants worth analysing (e.g. sigtermAt). */
+  marks: Record<string, number>;
+  /** What the scenario observed itself (exit codes, drain times, ...). */
+  notes: Record<string, string | number | boolean>;
+}
+
+export interface CallFigures {
+  attempted: number;
+  ok: number;
+  failed: number;
+  /** "CODE" or "CODE REASON" -> attempts. */
+  failedBy: Record<string, number>;
+  /** Per RPC: attempted / ok. */
+  byRpc: Record<string, { attempted: number; ok: number }>;
+  byProtocol: Record<string, { attempted: number; ok: number }>;
+  /** Logical calls that needed a retry, and retries made. */
+  retried: number;
+  retries: number;
+}
+
+export interface Availability {
+  /** Infrastructure failures (UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, CANCELLED, transport, INTERNAL) ending at or after the fault's start. */
+  faultFailures: number;
+  /** Infrastructure failures before the fault (should be 0). */
+  failuresBefore: number;
+  /** First to last of those failures, ms (0 when none). */
+  windowMs: number;
+  /** How long after the fault's end infrastructure failures went on, ms. */
+  failingAfterEndMs: number;
+  /** Calls of every kind succeeded on every instance after that, and went on succeeding. */
+  recovered: boolean;
+  /** Why not, when not. */
+  notRecoveredBecause?: string;
+}
+
+export interface QueueFigures {
+  /** Tokens the client saw live (WAITING/ACTIVE) that the server later called expired or unknown, without a payment that could explain it. */
+  placesLost: number;
+  /** Buyers affected by the above. */
+  buyersWhoLostPlace: number;
+  /** Tokens ended by a payment whose answer never arrived: the retry with the same key meets QUEUE_TOKEN_EXPIRED at the gate. */
+  endedByUnansweredPayment: number;
+  /** Tokens whose WAITING position went up between two answers (someone got ahead). */
+  movedBack: number;
+}
+
+export function callFigures(attempts: Attempt[]): CallFigures {
+  const f: CallFigures = { attempted: 0, ok: 0, failed: 0, failedBy: {}, byRpc: {}, byProtocol: {}, retried: 0, retries: 0 };
+  for (const a of attempts) {
+    f.attempted++;
+    const rpc = (f.byRpc[a.rpc] ??= { attempted: 0, ok: 0 });
+    const proto = (f.byProtocol[a.protocol] ??= { attempted: 0, ok: 0 });
+    rpc.attempted++;
+    proto.attempted++;
+    if (a.code === "OK") {
+      f.ok++;
+      rpc.ok++;
+      proto.ok++;
+    } else {
+      f.failed++;
+      const k = a.reason ? `${a.code} ${a.reason}` : a.code;
+      f.failedBy[k] = (f.failedBy[k] ?? 0) + 1;
+    }
+    if (a.retry > 0) f.retries++;
+    if (a.retry === 1) f.retried++;
+  }
+  return f;
+}
+
+/** RPCs a buyer's round needs; after a fault each must succeed again on every live instance. */
+const CORE_RPCS = ["IssueToken", "HoldSeat", "ChargeBalance", "PayReservation"] as const;
+
+export function availability(attempts: Attempt[], w: FaultWindow, o: { instances: number; recoveryWindowMs: number; loadEnd: number }): Availability {
+  const infra = attempts.filter(isInfraFailure);
+  const during = infra.filter((a) => a.end >= w.start);
+  const windowMs = during.length ? Math.max(...during.map((a) => a.end)) - Math.min(...during.map((a) => a.start)) : 0;
+  const after = infra.filter((a) => a.start >= w.end);
+  const lastFailure = after.length ? Math.max(...after.map((a) => a.end)) : w.end;
+  const failingAfterEndMs = lastFailure - w.end;
+  let notRecoveredBecause: string | undefined;
+  if (failingAfterEndMs > o.recoveryWindowMs) notRecoveredBecause = `calls still failed ${failingAfterEndMs} ms after the fault ended (limit ${o.recoveryWindowMs} ms)`;
+  else if (o.loadEnd - lastFailure < 1000) notRecoveredBecause = "calls failed until the load ended";
+  else {
+    const okAfter = attempts.filter((a) => a.code === "OK" && a.start >= lastFailure);
+    const missing: string[] = [];
+    for (const rpc of CORE_RPCS) if (!okAfter.some((a) => a.rpc === rpc)) missing.push(rpc);
+    for (let i = 0; i < o.instances; i++) if (!okAfter.some((a) => a.instance === i)) missing.push(`instance ${"AB"[i] ?? i}`);
+    if (missing.length) notRecoveredBecause = `no OK after the last failure for ${missing.join(", ")}`;
+  }
+  return {
+    faultFailures: during.length,
+    failuresBefore: infra.length - during.length,
+    windowMs,
+    failingAfterEndMs,
+    recovered: !notRecoveredBecause,
+    notRecoveredBecause,
+  };
+}
+
+export function queueFigures(attempts: Attempt[]): QueueFigures {
+  const byToken = new Map<string, Attempt[]>();
+  for (const a of attempts) if (a.token ?? a.ok?.token) {
+    const t = (a.token ?? a.ok?.token)!;
+    byToken.set(t, [...(byToken.get(t) ?? []), a]);
+  }
+  const q: QueueFigures = { placesLost: 0, buyersWhoLostPlace: 0, endedByUnansweredPayment: 0, movedBack: 0 };
+  const losers = new Set<string>();
+  for (const list of byToken.values()) {
+    list.sort((x, y) => x.start - y.start);
+    let live = false;
+    let paid = false;
+    let payUnanswered = false;
+    let lastPosition: number | undefined;
+    let movedBack = false;
+    for (const a of list) {
+      const status = a.code === "OK" ? a.ok?.queueStatus : undefined;
+      const gone =
+        status === "EXPIRED" ||
+        (a.code !== "OK" && !!a.reason && TOKEN_LOST_REASONS.has(a.reason)) ||
+        (a.rpc === "GetQueueStatus" && a.code === "NOT_FOUND");
+      if (gone) {
+        if (live && !paid) {
+          if (payUnanswered) q.endedByUnansweredPayment++;
+          else {
+            q.placesLost++;
+            losers.add(a.buyer);
+          }
+        }
+        break;
+      }
+      if (status === "WAITING" || status === "ACTIVE" || (a.code === "OK" && a.rpc !== "GetQueueStatus" && a.rpc !== "IssueToken")) live = true;
+      if (status === "WAITING") {
+        if (lastPosition !== undefined && a.ok!.position! > lastPosition) movedBack = true;
+        lastPosition = a.ok!.position;
+      }
+      if (a.rpc === "PayReservation") {
+        if (a.code === "OK") paid = true;
+        else if (isAmbiguous(a.code, a.reason)) payUnanswered = true;
+      }
+    }
+    if (movedBack) q.movedBack++;
+  }
+  q.buyersWhoLostPlace = losers.size;
+  return q;
+}
