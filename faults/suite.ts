@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb";
+import { QueueStatus } from "../gen/boxoffice/queue/v1/queue_pb";
 import { QueueService } from "../gen/boxoffice/queue/v1/queue_service_pb";
 import { seedShow } from "../bench/lib/hold-race";
 import { runInvariantChecker } from "../bench/lib/invariants";
@@ -30,15 +31,23 @@ export interface SuiteOptions {
   scenarios?: string[];
   /** Where logs and raw attempt records go. */
   outDir: string;
+  /** Extra server environment (e.g. QUEUE_TOKEN_SECRETS), over the suite's own. */
+  serverEnv?: Record<string, string>;
   log?: (line: string) => void;
 }
 
 export interface TokenCheck {
   /** Users asked on both instances. */
   users: number;
-  /** Users whose IssueToken gave different tokens on A and B, or whose token one instance did not accept. */
+  /**
+   * Users for whom one instance did not honour the other's token: GetQueueStatus
+   * on B of the token A just issued (and the other way round) answered NOT_FOUND
+   * (not our token) or EXPIRED.
+   */
   split: number;
-  /** Users for whom either instance failed to answer. */
+  /** Users whose IssueToken gave different token strings on A and B (information: a token may carry state). */
+  differentTokens: number;
+  /** Users for whom an instance failed to answer. */
   unanswered: number;
   /** Health/Check SERVING per instance after the load. */
   servingAtEnd: boolean[];
@@ -73,6 +82,8 @@ export interface SuiteReport {
   seconds: number;
   machine: { cpus: number; node: string };
   timing: Timing;
+  /** Server environment given on top of the suite's (--env). */
+  serverEnv: Record<string, string>;
   scenarios: ScenarioReport[];
 }
 
@@ -98,13 +109,14 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
     seconds: 0,
     machine: { cpus: cpus().length, node: process.version },
     timing,
+    serverEnv: o.serverEnv ?? {},
     scenarios: [],
   };
   try {
     const pgc = postgresControl(pg);
     for (const s of SCENARIOS.filter((x) => wanted.includes(x.name))) {
       log(`\n== ${s.name}: ${s.title}`);
-      const r = await runScenario(s, pg, pgc, timing, o.outDir, log);
+      const r = await runScenario(s, pg, pgc, timing, o.outDir, o.serverEnv ?? {}, log);
       report.scenarios.push(r);
       log(`   done in ${r.seconds.toFixed(1)} s${r.error ? ` (error: ${r.error})` : ""}`);
     }
@@ -119,10 +131,18 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
   return report;
 }
 
-async function runScenario(s: Scenario, pg: PostgresServer, pgc: PostgresControl, timing: Timing, outDir: string, log: (l: string) => void): Promise<ScenarioReport> {
+async function runScenario(
+  s: Scenario,
+  pg: PostgresServer,
+  pgc: PostgresControl,
+  timing: Timing,
+  outDir: string,
+  serverEnv: Record<string, string>,
+  log: (l: string) => void,
+): Promise<ScenarioReport> {
   const t0 = Date.now();
   const runId = `${s.name.replace(/[^a-z0-9]/g, "")}${t0.toString(36)}`;
-  const logs = join(outDir, `${s.name}-servers.log`);
+  const logs = join(outDir, `${s.name}-server-{A,B}.log`);
   const r: ScenarioReport = { name: s.name, title: s.title, seconds: 0, files: { logs } };
   const redis: RedisNode[] = [];
   const servers: ServerInstance[] = [];
@@ -147,12 +167,13 @@ async function runScenario(s: Scenario, pg: PostgresServer, pgc: PostgresControl
       DB_POOL_MAX: "8",
       SEED_DEMO_CATALOG: "false",
       SHUTDOWN_GRACE: `${timing.shutdownGraceMs}ms`,
+      ...serverEnv,
     };
     const readme = readmeStartCommand();
     // A first, alone: it applies the migrations.
-    servers.push(await createServerInstance("A", env, logs));
+    servers.push(await createServerInstance("A", env, join(outDir, `${s.name}-server-A.log`)));
     await servers[0].start();
-    servers.push(await createServerInstance("B", env, logs, s.launchB === "readme" ? { kind: "command", argv: readme.argv } : { kind: "tsx" }));
+    servers.push(await createServerInstance("B", env, join(outDir, `${s.name}-server-B.log`), s.launchB === "readme" ? { kind: "command", argv: readme.argv } : { kind: "tsx" }));
     await servers[1].start();
     // Enough seats that no two buyers ever want the same one: every refusal is the fault's doing.
     const loadMs = timing.warmupMs + 60_000;
@@ -162,6 +183,7 @@ async function runScenario(s: Scenario, pg: PostgresServer, pgc: PostgresControl
     const hardStopAt = Date.now() + 120_000;
     const outputs: string[] = [];
     const reports: Promise<LoadReport | string>[] = [];
+    const ready: Promise<void>[] = [];
     for (let k = 0; k < timing.loadProcesses; k++) {
       const output = join(outDir, `${s.name}-load-${k}.json`);
       outputs.push(output);
@@ -190,6 +212,7 @@ async function runScenario(s: Scenario, pg: PostgresServer, pgc: PostgresControl
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       });
       workers.push(w);
+      ready.push(new Promise((resolve) => w.once("message", (m) => m === "ready" && resolve())));
       reports.push(
         new Promise((resolve) =>
           w.once("exit", (code, signal) => {
@@ -203,6 +226,8 @@ async function runScenario(s: Scenario, pg: PostgresServer, pgc: PostgresControl
         ),
       );
     }
+    // Every load process calling (or one gone, which the report will show), bounded.
+    await Promise.race([Promise.all(ready), Promise.race(reports), sleep(60_000)]);
     const loadStart = Date.now();
     log(`   load: ${timing.loadProcesses} processes x ${timing.buyersPerProcess} buyers; fault in ${timing.warmupMs} ms`);
     await sleep(timing.warmupMs);
@@ -276,23 +301,25 @@ async function runScenario(s: Scenario, pg: PostgresServer, pgc: PostgresControl
 async function crossCheckTokens(servers: ServerInstance[], buyers: number, timing: Timing): Promise<TokenCheck> {
   const caller = createGrpcCaller(servers.map((s) => s.port));
   const users = Math.min(buyers, 10);
-  const check: TokenCheck = { users, split: 0, unanswered: 0, servingAtEnd: [] };
+  const check: TokenCheck = { users, split: 0, differentTokens: 0, unanswered: 0, servingAtEnd: [] };
   const o = { timeoutMs: timing.callTimeoutMs };
+  /** Whether `instance` honours `token`: a live ticket, not NOT_FOUND and not EXPIRED right after issue. */
+  const honours = (instance: number, token: string) =>
+    caller.call(instance, QueueService.method.getQueueStatus, { token }, o).then(
+      (v) => v.ticket?.status !== QueueStatus.EXPIRED,
+      (err) => {
+        if (describeFailure(err).code === "NOT_FOUND") return false;
+        throw err;
+      },
+    );
   try {
     for (let i = 0; i < users; i++) {
       try {
         const userId = `fan-${i}`;
         const a = (await caller.call(0, QueueService.method.issueToken, { userId }, o)).ticket!.token;
         const b = (await caller.call(1, QueueService.method.issueToken, { userId }, o)).ticket!.token;
-        const accepted = async (instance: number, token: string) =>
-          caller.call(instance, QueueService.method.getQueueStatus, { token }, o).then(
-            () => true,
-            (err) => {
-              if (describeFailure(err).code === "NOT_FOUND") return false;
-              throw err;
-            },
-          );
-        if (a !== b || !(await accepted(1, a)) || !(await accepted(0, b))) check.split++;
+        if (a !== b) check.differentTokens++;
+        if (!(await honours(1, a)) || !(await honours(0, b))) check.split++;
       } catch {
         check.unanswered++;
       }

@@ -106,6 +106,41 @@ const optionalPort = (fallback: number) =>
       return Number(v);
     });
 
+/**
+ * QUEUE_TOKEN_SECRETS: comma-separated; each plain text of at least 32
+ * characters (used as its UTF-8 bytes), or `base64:` and at least 32 bytes
+ * in base64 (e.g. the value Redis held before, `<prefix>secret`).
+ */
+const tokenSecrets = z
+  .string()
+  .default("")
+  .transform((v, ctx) => {
+    const secrets: Buffer[] = [];
+    for (const item of v.split(",").map((s) => s.trim()).filter(Boolean)) {
+      const b64 = /^base64:(.*)$/.exec(item);
+      const bytes = b64 ? Buffer.from(b64[1], "base64") : Buffer.from(item);
+      const why = b64 && bytes.toString("base64").replace(/=+$/, "") !== b64[1].replace(/=+$/, "") ? "is not base64" : bytes.length < 32 ? "is shorter than 32 bytes" : undefined;
+      if (why) {
+        ctx.addIssue({ code: "custom", message: `secret ${secrets.length + 1} ${why}` });
+        return z.NEVER;
+      }
+      secrets.push(bytes);
+    }
+    return secrets;
+  });
+
+/** REDIS_SENTINELS: comma-separated host:port. */
+const sentinelList = list.transform((items, ctx) =>
+  items.map((item) => {
+    const m = /^(.+):(\d{1,5})$/.exec(item);
+    if (!m || Number(m[2]) > 65535) {
+      ctx.addIssue({ code: "custom", message: `"${item}" is not host:port` });
+      return { host: "", port: 0 };
+    }
+    return { host: m[1], port: Number(m[2]) };
+  }),
+);
+
 const schema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
   PORT: int(8080, 0, 65535),
@@ -140,11 +175,19 @@ const schema = z.object({
 
   DATABASE_URL: z.string().url().optional(),
   DB_POOL_MAX: int(10, 1, 200),
+  /** Set on every connection to a real PostgreSQL (the embedded PGlite has no timers); 0: not set here. */
+  DB_STATEMENT_TIMEOUT: duration("5s", 0),
+  DB_LOCK_TIMEOUT: duration("2s", 0),
+  DB_IDLE_IN_TRANSACTION_TIMEOUT: duration("10s", 0),
   PGLITE_DATA_DIR: z.string().min(1).default(".data/pglite"),
   /** Unset: seed the embedded database only. */
   SEED_DEMO_CATALOG: z.enum(["true", "false", "1", "0", "yes", "no"]).optional(),
 
   REDIS_URLS: list,
+  REDIS_SENTINELS: sentinelList,
+  REDIS_SENTINEL_NAME: z.string().min(1).optional(),
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  REDIS_COMMAND_TIMEOUT: duration("1s", 10),
   QUEUE_REDIS_PREFIX: z.string().min(1).max(100).default("boxoffice:queue:"),
 
   QUEUE_MAX_ACTIVE: int(500, 1),
@@ -155,6 +198,8 @@ const schema = z.object({
   QUEUE_MAX_STREAMS_PER_TOKEN: int(4, 1, 100),
   QUEUE_TICK: duration("250ms", 10),
   QUEUE_STREAM_POSITION_INTERVAL: duration("1s", 0),
+  QUEUE_TOKEN_SECRETS: tokenSecrets,
+  QUEUE_RESTORE_MAX_AGE: duration("6h", 60_000),
 
   HOLD_TTL: duration("5m", 1000),
   HOLD_MAX_PER_USER: int(4, 1, 50),
@@ -179,8 +224,12 @@ export interface Config {
   connections: { trustProxyHops: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; http2IdleTimeoutMs: number; http2MaxConcurrentStreams: number };
   auth: AuthConfig;
   rateLimits: RateLimitConfig;
-  database: { url?: string; poolMax: number; pgliteDataDir: string; seedDemoCatalog?: boolean };
+  database: { url?: string; poolMax: number; pgliteDataDir: string; seedDemoCatalog?: boolean; timeouts: DatabaseTimeouts };
   redisUrls: string[];
+  /** Set: the queue (and the shared call budgets) use the master these sentinels name. */
+  redisSentinel?: { sentinels: { host: string; port: number }[]; name: string; password?: string };
+  /** Every Redis command fails after this long without a reply. */
+  redisCommandTimeoutMs: number;
   queue: {
     maxActive: number;
     admitPerSecond: number;
@@ -193,9 +242,23 @@ export interface Config {
     /** Open WatchQueueStatus streams one token may hold on one instance. */
     maxStreamsPerToken: number;
     redisPrefix: string;
+    /** The first signs queue tokens, all verify. Empty: a secret kept in the queue's store. */
+    tokenSecrets: Buffer[];
+    /** After the queue's Redis lost its data, a WAITING token issued longer ago is not put back in line. */
+    restoreMaxAgeMs: number;
   };
   hold: { ttlMs: number; maxPerUser: number; lockTtlMs: number; sweepIntervalMs: number };
   wallet: { chargeMax: number; balanceMax: number };
+}
+
+/** Set on every connection to a real PostgreSQL; 0: not set here (the role's or server's setting applies, by default none). */
+export interface DatabaseTimeouts {
+  /** statement_timeout: the longest one statement may run (lock waits included). */
+  statementMs: number;
+  /** lock_timeout: the longest one statement may wait for a row or table lock. */
+  lockMs: number;
+  /** idle_in_transaction_session_timeout: a session idle this long inside a transaction is ended, releasing its locks. */
+  idleInTransactionMs: number;
 }
 
 export type AuthConfig =
@@ -253,6 +316,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   if (e.CHARGE_MAX > e.BALANCE_MAX) throw new ConfigError("invalid configuration:\n  CHARGE_MAX: must not exceed BALANCE_MAX");
+  if (e.REDIS_SENTINELS.length && !e.REDIS_SENTINEL_NAME) throw new ConfigError("invalid configuration:\n  REDIS_SENTINEL_NAME: required with REDIS_SENTINELS");
+  if (e.REDIS_SENTINEL_NAME && !e.REDIS_SENTINELS.length) throw new ConfigError("invalid configuration:\n  REDIS_SENTINELS: required with REDIS_SENTINEL_NAME");
   return {
     host: e.HOST,
     port: e.PORT,
@@ -278,8 +343,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       charge: e.RATE_LIMIT_CHARGE,
       chargeAddress: e.RATE_LIMIT_CHARGE_ADDRESS,
     },
-    database: { url: e.DATABASE_URL, poolMax: e.DB_POOL_MAX, pgliteDataDir: e.PGLITE_DATA_DIR, seedDemoCatalog: e.SEED_DEMO_CATALOG === undefined ? undefined : truthy(e.SEED_DEMO_CATALOG) },
+    database: {
+      url: e.DATABASE_URL,
+      poolMax: e.DB_POOL_MAX,
+      pgliteDataDir: e.PGLITE_DATA_DIR,
+      seedDemoCatalog: e.SEED_DEMO_CATALOG === undefined ? undefined : truthy(e.SEED_DEMO_CATALOG),
+      timeouts: { statementMs: e.DB_STATEMENT_TIMEOUT, lockMs: e.DB_LOCK_TIMEOUT, idleInTransactionMs: e.DB_IDLE_IN_TRANSACTION_TIMEOUT },
+    },
     redisUrls: e.REDIS_URLS,
+    redisSentinel: e.REDIS_SENTINEL_NAME ? { sentinels: e.REDIS_SENTINELS, name: e.REDIS_SENTINEL_NAME, password: e.REDIS_SENTINEL_PASSWORD } : undefined,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT,
     queue: {
       maxActive: e.QUEUE_MAX_ACTIVE,
       admitPerSecond: e.QUEUE_ADMIT_PER_SECOND,
@@ -290,6 +363,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       tickMs: e.QUEUE_TICK,
       streamPositionIntervalMs: e.QUEUE_STREAM_POSITION_INTERVAL,
       redisPrefix: e.QUEUE_REDIS_PREFIX,
+      tokenSecrets: e.QUEUE_TOKEN_SECRETS,
+      restoreMaxAgeMs: e.QUEUE_RESTORE_MAX_AGE,
     },
     hold: { ttlMs: e.HOLD_TTL, maxPerUser: e.HOLD_MAX_PER_USER, lockTtlMs: e.HOLD_LOCK_TTL, sweepIntervalMs: e.HOLD_SWEEP_INTERVAL },
     wallet: { chargeMax: e.CHARGE_MAX, balanceMax: e.BALANCE_MAX },

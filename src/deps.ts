@@ -4,7 +4,7 @@ import { openDatabase, type Database } from "./platform/db/database.js";
 import { createLocalLocks, createRedlockLocks, type Locks } from "./platform/locks.js";
 import type { Logger } from "./platform/logger.js";
 import { createMetrics, type Metrics } from "./platform/metrics.js";
-import { closeRedis, connectRedis, type Redis } from "./platform/redis.js";
+import { closeRedis, connectRedis, connectRedisSentinel, type Redis } from "./platform/redis.js";
 import { seedDemoCatalog } from "./modules/concert/demo-catalog.js";
 import { createMemoryQueueStore } from "./modules/queue/memory-queue-store.js";
 import { createQueueMetrics } from "./modules/queue/queue.metrics.js";
@@ -23,7 +23,7 @@ export interface Deps {
   metrics: Metrics;
   db: Database;
   orm: Database["orm"];
-  /** Empty on the embedded default. */
+  /** Empty on the embedded default. The first holds the queue and the shared call budgets (Sentinel's master when configured). */
   redis: Redis[];
   locks: Locks;
   queue: Queue;
@@ -52,15 +52,20 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
       const added = await seedDemoCatalog(db.orm.em.fork());
       if (added) log.info({ concerts: added }, "loaded the demo catalog");
     }
-    redis = config.redisUrls.length ? await connectRedis(config.redisUrls, log) : [];
+    const redisOptions = { commandTimeoutMs: config.redisCommandTimeoutMs };
+    redis = config.redisUrls.length ? await connectRedis(config.redisUrls, log, redisOptions) : [];
+    if (config.redisSentinel) redis = [await connectRedisSentinel(config.redisSentinel, log, redisOptions), ...redis];
   } catch (err) {
+    await closeRedis(redis);
     await db.close();
     throw err;
   }
-  const locks = redis.length ? createRedlockLocks(redis, log) : createLocalLocks(() => clock.now().getTime());
+  // Redlock votes over REDIS_URLS; with Sentinel alone, on its master.
+  const lockNodes = config.redisSentinel && config.redisUrls.length ? redis.slice(1) : redis;
+  const locks = redis.length ? createRedlockLocks(lockNodes, log) : createLocalLocks(() => clock.now().getTime());
   const metrics = createMetrics();
   const limits = createRateLimits(config.rateLimits, redis[0], log, metrics.registry);
-  // The line lives on the first node; Redlock uses all of them.
+  // The line lives on the first node.
   const store = redis.length ? createRedisQueueStore(redis[0], config.queue.redisPrefix) : createMemoryQueueStore();
   const queue: Queue = new Queue(store, clock, config.queue, log, createQueueMetrics(metrics.registry, () => queue.openStreams));
   if (overrides.startQueue ?? true) queue.start();

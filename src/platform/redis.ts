@@ -1,33 +1,54 @@
-import { Redis } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "./logger.js";
 
 export type { Redis };
 
+export interface RedisClientOptions {
+  /** A command without a reply for this long fails (UNAVAILABLE to callers) instead of hanging the call. */
+  commandTimeoutMs?: number;
+}
+
+/** A replicated Redis behind Sentinel: the clients follow its master through failovers. */
+export interface RedisSentinelConfig {
+  sentinels: { host: string; port: number }[];
+  /** The master's name in the sentinels' configuration. */
+  name: string;
+  /** The sentinels' own password, if they require one. */
+  password?: string;
+}
+
+const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
+
 /**
- * One client per configured node. The first node holds the queue; all of them
- * vote in Redlock. Commands fail fast while a node is down (no offline queue),
- * so callers answer UNAVAILABLE instead of hanging.
+ * Commands fail fast while a node is down (no offline queue) or hung (command
+ * timeout), so callers answer UNAVAILABLE instead of hanging.
  */
-export async function connectRedis(urls: string[], log: Logger): Promise<Redis[]> {
-  const clients = urls.map((url) => {
-    const client = new Redis(url, {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2000,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-    });
-    let reported = false;
-    client.on("error", (err) => {
-      if (!reported) log.warn({ redis: redact(url), err: err.message }, "redis connection error");
-      reported = true;
-    });
-    client.on("ready", () => {
-      if (reported) log.info({ redis: redact(url) }, "redis connection restored");
-      reported = false;
-    });
-    return client;
+function clientOptions(options: RedisClientOptions): RedisOptions {
+  return {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  };
+}
+
+/** One error line per outage, one line when it is over. */
+function reportOutages(client: Redis, label: string, log: Logger): Redis {
+  let reported = false;
+  client.on("error", (err) => {
+    if (!reported) log.warn({ redis: label, err: err.message }, "redis connection error");
+    reported = true;
   });
+  client.on("ready", () => {
+    if (reported) log.info({ redis: label }, "redis connection restored");
+    reported = false;
+  });
+  return client;
+}
+
+async function connectAll(clients: Redis[]): Promise<Redis[]> {
   try {
     await Promise.all(clients.map((c) => c.connect()));
   } catch (err) {
@@ -35,6 +56,32 @@ export async function connectRedis(urls: string[], log: Logger): Promise<Redis[]
     throw err;
   }
   return clients;
+}
+
+/**
+ * One client per configured node. Without Sentinel the first node holds the
+ * queue; all of them vote in Redlock.
+ */
+export async function connectRedis(urls: string[], log: Logger, options: RedisClientOptions = {}): Promise<Redis[]> {
+  return connectAll(urls.map((url) => reportOutages(new Redis(url, clientOptions(options)), redact(url), log)));
+}
+
+/**
+ * A client of the master Sentinel names. After a failover it asks the
+ * sentinels again on reconnect (and on their switch-master notice); a node
+ * that turned replica answers READONLY, which also makes it reconnect.
+ */
+export async function connectRedisSentinel(config: RedisSentinelConfig, log: Logger, options: RedisClientOptions = {}): Promise<Redis> {
+  const client = new Redis({
+    ...clientOptions(options),
+    sentinels: config.sentinels,
+    name: config.name,
+    sentinelPassword: config.password,
+    failoverDetector: true,
+    reconnectOnError: (err) => err.message.startsWith("READONLY"),
+  });
+  const [connected] = await connectAll([reportOutages(client, `sentinel master ${config.name}`, log)]);
+  return connected;
 }
 
 /** Hide a password in a URL before it is logged. */

@@ -178,6 +178,37 @@ test("one idempotency key: racing retries get the same payment and one debit", a
   });
 });
 
+test("charges and payments share one key space: reusing a key across them is IDEMPOTENCY_KEY_REUSED, never ABORTED", async () => {
+  const where = await show(12, 1000);
+  const charged = await chargeBalance(em(), clock, s.deps.config.wallet, { userId: "keys", amount: 50_000n, idempotencyKey: "k-charge" });
+  const id = await hold("keys", where, 1);
+  const pay = (reservationId: string, idempotencyKey: string) => payReservation(em(), clock, { userId: "keys", reservationId, idempotencyKey });
+  const refusal = (e: unknown) => ({ code: ConnectError.from(e).code, reason: reason(e) });
+  const reused = { code: Code.FailedPrecondition, reason: "IDEMPOTENCY_KEY_REUSED" };
+
+  expect(refusal(await pay(id, "k-charge").catch((e) => e))).toEqual(reused);
+  expect((await state(id)).status).toBe("HELD");
+  expect(await getBalance(em(), "keys")).toBe(50_000);
+  const paid = await pay(id, "k-pay");
+  for (const amount of [1000n, 5000n]) {
+    expect(refusal(await chargeBalance(em(), clock, s.deps.config.wallet, { userId: "keys", amount, idempotencyKey: "k-pay" }).catch((e) => e))).toEqual(reused);
+  }
+  expect(await getBalance(em(), "keys")).toBe(paid.balance);
+  // The charge's own retry still answers the charge.
+  expect(await chargeBalance(em(), clock, s.deps.config.wallet, { userId: "keys", amount: 50_000n, idempotencyKey: "k-charge" })).toEqual(charged);
+
+  // Racing for one key: whichever commits first keeps it; the other is refused as final.
+  for (let seat = 2; seat <= 12; seat++) {
+    const key = `race-${seat}`;
+    const reservationId = await hold("keys", where, seat);
+    const [p, c] = await Promise.allSettled([pay(reservationId, key), chargeBalance(em(), clock, s.deps.config.wallet, { userId: "keys", amount: 1000n, idempotencyKey: key })]);
+    expect([p, c].filter((x) => x.status === "fulfilled")).toHaveLength(1);
+    const loser = [p, c].find((x) => x.status === "rejected") as PromiseRejectedResult;
+    expect(refusal(loser.reason)).toEqual(reused);
+    expect((await state(reservationId)).status).toBe(p.status === "fulfilled" ? "CONFIRMED" : "HELD");
+  }
+});
+
 test("refusals change nothing: another user's reservation, insufficient balance, an expired hold", async () => {
   const where = await show(3, 2000);
   await charge("owner", 1000);

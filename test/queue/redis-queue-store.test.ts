@@ -32,7 +32,9 @@ test("idle tracking keeps one score per ACTIVE user and nothing per waiting user
   const tickets = await Promise.all(Array.from({ length: 200 }, (_, i) => store.issue(`u${i}`, T0, IDLE)));
   const topLevel = async () => (await redis.keys(`${prefix}*`)).filter((k) => !k.startsWith(`${prefix}u:`)).sort();
   const records = async () => Promise.all(tickets.map((t) => redis.hget(`${prefix}u:${bucketOf(t.userId)}`, t.userId)));
-  expect(await topLevel()).toEqual([`${prefix}seq`, `${prefix}wait`]);
+  // Besides the line and the counter only the generation and one issue-minute entry: nothing per user.
+  expect(await topLevel()).toEqual([`${prefix}born`, `${prefix}gen`, `${prefix}seq`, `${prefix}wait`]);
+  expect(await redis.zcard(`${prefix}born`)).toBe(1);
   const waitingRecords = await records();
   expect(waitingRecords.every((r) => r?.endsWith(`:${T0}`))).toBe(true);
 

@@ -29,9 +29,9 @@ export function recordingStore(inner: QueueStore): { store: QueueStore; calls: s
       calls.push("issue");
       return inner.issue(...args);
     },
-    status(refs, now, idle, touch) {
+    status(refs, now, idle, touch, restore) {
       calls.push(`status:${JSON.stringify(touch)}`);
-      return inner.status(refs, now, idle, touch);
+      return inner.status(refs, now, idle, touch, restore);
     },
     admit(...args) {
       calls.push("admit");
@@ -40,6 +40,10 @@ export function recordingStore(inner: QueueStore): { store: QueueStore; calls: s
     expire(...args) {
       calls.push("expire");
       return inner.expire(...args);
+    },
+    syncTokenSecrets(...args) {
+      calls.push("syncTokenSecrets");
+      return inner.syncTokenSecrets(...args);
     },
     tokenSecret() {
       calls.push("tokenSecret");

@@ -188,6 +188,49 @@ test("HOLD_MAX_PER_USER holds under concurrency, even without the lock", async (
   }
 });
 
+describe("one idempotency key, many concurrent calls (a client retrying before the first answer came)", () => {
+  /** Redis down: no lease can be had, the database decides alone. */
+  const down: Locks = { kind: "redlock", tryAcquire: async () => "unavailable" };
+
+  test.each([
+    ["the key lease", () => locks],
+    ["the database alone", () => down],
+  ])("same seat, with %s: one hold, and every call answers it", async (_name, lockWith) => {
+    const seat = { concertId: SVT.id, date: SVT.dates[1], seatNumber: lockWith() === down ? 6 : 5 };
+    const userId = `twin-${seat.seatNumber}`;
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, () => holdSeat(s.orm.em.fork(), lockWith(), clock, s.config.hold, { userId, ...seat, idempotencyKey: "twin" })),
+    );
+    const t = tally(results);
+    expect(t.errors).toEqual([]);
+    expect(t.refused).toEqual({});
+    const ids = new Set(t.won.map((r) => r.reservation.id));
+    expect(ids.size).toBe(1);
+    expect(t.won.filter((r) => !r.existing)).toHaveLength(1);
+    expect((await liveHolds(seat.concertId, seat.date)).get(seat.seatNumber)).toEqual([userId]);
+    expect(await seatHolder(seat.concertId, seat.date, seat.seatNumber)).toBe([...ids][0]);
+  });
+
+  test.each([
+    ["the key lease", () => locks],
+    ["the database alone (the unique key index)", () => down],
+  ])("different seats, with %s: one hold, the rest IDEMPOTENCY_KEY_REUSED", async (_name, lockWith) => {
+    const date = lockWith() === down ? BTS.dates[3] : BTS.dates[2];
+    const userId = `greedy-key-${date}`;
+    const seats = Array.from({ length: 10 }, (_, i) => 11 + i);
+    const t = tally(
+      await Promise.allSettled(
+        seats.map((seatNumber) => holdSeat(s.orm.em.fork(), lockWith(), clock, s.config.hold, { userId, concertId: BTS.id, date, seatNumber, idempotencyKey: "one-key" })),
+      ),
+    );
+    expect(t.errors).toEqual([]);
+    expect(t.won).toHaveLength(1);
+    expect(t.refused).toEqual({ IDEMPOTENCY_KEY_REUSED: seats.length - 1 });
+    const live = await liveHolds(BTS.id, date);
+    expect([...live.values()].flat().filter((u) => u === userId)).toHaveLength(1);
+  });
+});
+
 function shuffle<T>(xs: T[]): T[] {
   for (let i = xs.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));

@@ -36,10 +36,38 @@ test("a hold answers the server's price and an expiry HOLD_TTL away, and claims 
   await cancelHold(em(), clock, "alice", r.id);
 });
 
-test("a held seat is refused to everyone, its holder included", async () => {
-  await hold("alice", 4);
+test("a held seat is refused to everyone else; its holder gets the same hold back and writes nothing", async () => {
+  const mine = await hold("alice", 4);
+  const seat = await seatRow(4);
   expect(await rejection(hold("bob", 4))).toEqual(refusal(Code.FailedPrecondition, "SEAT_UNAVAILABLE"));
-  expect(await rejection(hold("alice", 4))).toEqual(refusal(Code.FailedPrecondition, "SEAT_UNAVAILABLE"));
+  expect(await hold("alice", 4)).toEqual({ ...mine, confirmedAt: undefined });
+  const again = await holdSeat(em(), locks, clock, s.config.hold, { userId: "alice", concertId: CONCERT, date: DATE, seatNumber: 4, idempotencyKey: "k-4" });
+  expect(again).toMatchObject({ existing: true, reservation: { id: mine.id } });
+  expect(await seatRow(4)).toMatchObject({ heldByReservationId: mine.id, version: seat.version });
+  expect(await em().count(Reservation, { userId: "alice", seat: seat.id })).toBe(1);
+});
+
+test("a keyed hold: the retry gets the first hold as it stands now, the key names one seat", async () => {
+  const keyed = (seatNumber: number, idempotencyKey: string, date = DATE) =>
+    holdSeat(em(), locks, clock, s.config.hold, { userId: "kim", concertId: CONCERT, date, seatNumber, idempotencyKey });
+  const first = await keyed(40, "order-40");
+  expect(first.existing).toBe(false);
+  expect((await em().findOneOrFail(Reservation, first.reservation.id)).idempotencyKey).toBe("order-40");
+  expect(await keyed(40, "order-40")).toEqual({ reservation: { ...first.reservation, confirmedAt: undefined }, lock: "skipped", existing: true });
+  expect(await rejection(keyed(41, "order-40"))).toEqual(refusal(Code.FailedPrecondition, "IDEMPOTENCY_KEY_REUSED"));
+  expect(await rejection(keyed(40, "order-40", OTHER_DATE))).toEqual(refusal(Code.FailedPrecondition, "IDEMPOTENCY_KEY_REUSED"));
+  // Keys are per user: another user's identical key is theirs.
+  await holdSeat(em(), locks, clock, s.config.hold, { userId: "lee", concertId: CONCERT, date: DATE, seatNumber: 41, idempotencyKey: "order-40" });
+
+  await cancelHold(em(), clock, "kim", first.reservation.id);
+  expect((await keyed(40, "order-40")).reservation).toMatchObject({ id: first.reservation.id, status: "CANCELLED" });
+  expect((await seatRow(40)).heldByReservationId).toBeNull(); // the retry took no seat
+
+  const lapsing = await keyed(42, "order-42");
+  clock.advance(5 * 60_000);
+  expect((await keyed(42, "order-42")).reservation).toMatchObject({ id: lapsing.reservation.id, status: "EXPIRED" });
+  expect((await seatRow(42)).heldByReservationId).toBe(lapsing.reservation.id); // a stale claim, free to anyone
+  expect((await hold("mia", 42)).status).toBe("HELD");
 });
 
 test("after HOLD_TTL another user can hold the seat, and the old holder can no longer cancel", async () => {

@@ -1,5 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { RATE_WINDOW_MS, type AdmissionLimits, type AdmissionRound, type QueueStore, type StoredTicket, type TicketRef } from "./queue-store.js";
+import {
+  RATE_WINDOW_MS,
+  type AdmissionLimits,
+  type AdmissionRound,
+  type IssuedTicket,
+  type QueueStore,
+  type RestorePolicy,
+  type StoredTicket,
+  type TicketRef,
+} from "./queue-store.js";
 
 /**
  * Counts of waiting tickets by ticket number (a Fenwick tree), so a position is
@@ -39,13 +48,23 @@ interface Entry {
   seq: number;
   /** Last poll or stream tick while waiting; 0 once active. */
   seen: number;
+  /** The minute it was issued (ms), as its WAITING token says. */
+  issuedAt: number;
   /** Set while active. */
   slot?: Slot;
 }
 
 const slotHeld = (slot: Slot, now: number) => slot.until > now && slot.usedUntil > now;
+const minuteOf = (ms: number) => Math.floor(ms / 60_000) * 60_000;
 
-/** The waiting room of a single server process (the embedded default). Same contract as Redis. */
+/**
+ * The waiting room of a single server process (the embedded default). Same
+ * contract as Redis; its generation is the process, so tokens of an earlier
+ * process (verifiable when QUEUE_TOKEN_SECRETS is set) put their tickets back.
+ * Numbering cannot resume above the old process's: who joined after the
+ * restart and before the old tickets came back may be ahead of them, and a
+ * token whose number is taken in line again is not put back.
+ */
 export function createMemoryQueueStore(): QueueStore {
   const users = new Map<string, Entry>();
   /** Waiting users by ticket number. */
@@ -58,7 +77,12 @@ export function createMemoryQueueStore(): QueueStore {
   let tat = 0;
   let version = 0;
   const admits = new Map<number, number>();
-  const secret = randomBytes(32);
+  let generation: number | undefined;
+  const gen = (now: number) => (generation ??= now);
+  /** Ticket numbers put back from their tokens in this generation (each only once). */
+  const restored = new Set<number>();
+  let signing: Buffer | undefined;
+  const secrets: Buffer[] = [];
 
   const leaveLine = (seq: number) => {
     if (line.delete(seq)) ranks.add(seq, -1);
@@ -85,44 +109,77 @@ export function createMemoryQueueStore(): QueueStore {
     state: "WAITING",
     position: ranks.below(e.seq),
     expiresAt: e.seen + idle,
+    generation: generation!,
   });
+  const joinLine = (userId: string, e: Entry) => {
+    users.set(userId, e);
+    line.set(e.seq, userId);
+    ranks.add(e.seq, 1);
+  };
+  /** The same rules as the Redis store's STATUS (see RestorePolicy). */
+  const putBack = (ref: TicketRef, now: number, p: RestorePolicy): boolean => {
+    const o = ref.origin;
+    if (!o || o.generation === generation || now >= generation! + p.windowMs) return false;
+    if (o.state === "ACTIVE" ? o.activeUntil <= now : o.issuedAt <= 0 || o.issuedAt + p.maxAgeMs <= now) return false;
+    // A new process numbers from 1 again: a number taken in line stays its holder's.
+    if (restored.has(ref.seq) || line.has(ref.seq)) return false;
+    restored.add(ref.seq);
+    if (o.state === "ACTIVE" && active.size < p.maxActive) {
+      const e: Entry = { seq: ref.seq, seen: 0, issuedAt: 0, slot: { until: o.activeUntil, usedUntil: now + p.activeIdleTtlMs } };
+      users.set(ref.userId, e);
+      active.set(ref.userId, e.slot!);
+    } else {
+      joinLine(ref.userId, { seq: ref.seq, seen: now, issuedAt: o.state === "WAITING" ? o.issuedAt : 0 });
+      head = Math.min(head, ref.seq);
+    }
+    nextSeq = Math.max(nextSeq, ref.seq + 1);
+    version++;
+    return true;
+  };
 
   return {
     kind: "memory",
-    async issue(userId, now, idle) {
+    async issue(userId, now, idle): Promise<IssuedTicket> {
+      gen(now);
       const found = lookup(userId, now, idle);
-      if (found?.st === "A") return { userId, seq: found.e.seq, state: "ACTIVE", position: -1, expiresAt: found.e.slot!.until };
+      if (found?.st === "A")
+        return { userId, seq: found.e.seq, state: "ACTIVE", position: -1, expiresAt: found.e.slot!.until, generation: generation!, issuedAt: found.e.issuedAt };
       if (found?.st === "W") {
         found.e.seen = now;
-        return waitingTicket(userId, found.e, idle);
+        return { ...waitingTicket(userId, found.e, idle), issuedAt: found.e.issuedAt };
       }
       if (found) drop(userId);
-      const e: Entry = { seq: nextSeq++, seen: now };
-      users.set(userId, e);
-      line.set(e.seq, userId);
-      ranks.add(e.seq, 1);
-      return waitingTicket(userId, e, idle);
+      const e: Entry = { seq: nextSeq++, seen: now, issuedAt: minuteOf(now) };
+      joinLine(userId, e);
+      return { ...waitingTicket(userId, e, idle), issuedAt: e.issuedAt };
     },
 
-    async status(refs: TicketRef[], now, idle, touch) {
-      return refs.map((ref) => {
-        const found = lookup(ref.userId, now, idle);
-        if (!found || found.e.seq !== ref.seq) return { ...ref, state: "EXPIRED", position: -1, expiresAt: 0 };
+    async status(refs: TicketRef[], now, idle, touch, restore?: RestorePolicy) {
+      gen(now);
+      // Past the window nothing is put back any more: the record of what was can go.
+      if (restore && restored.size && now >= generation! + restore.windowMs) restored.clear();
+      return refs.map((ref): StoredTicket => {
+        let found = lookup(ref.userId, now, idle);
+        const back = !found && restore !== undefined && putBack(ref, now, restore);
+        if (back) found = lookup(ref.userId, now, idle);
+        const answer = { userId: ref.userId, seq: ref.seq, generation: generation!, ...(back ? { restored: true } : {}) };
+        if (!found || found.e.seq !== ref.seq) return { ...answer, state: "EXPIRED", position: -1, expiresAt: 0 };
         if (found.st === "A") {
           const slot = found.e.slot!;
           if (typeof touch === "object") slot.usedUntil = Math.max(slot.usedUntil, now + touch.activeIdleTtlMs);
-          return { ...ref, state: "ACTIVE", position: -1, expiresAt: slot.until };
+          return { ...answer, state: "ACTIVE", position: -1, expiresAt: slot.until };
         }
         if (found.st === "X") {
           drop(ref.userId);
-          return { ...ref, state: "EXPIRED", position: -1, expiresAt: 0 };
+          return { ...answer, state: "EXPIRED", position: -1, expiresAt: 0 };
         }
         if (touch === true) found.e.seen = now;
-        return waitingTicket(ref.userId, found.e, idle);
+        return { ...waitingTicket(ref.userId, found.e, idle), ...answer };
       });
     },
 
     async admit(now, l: AdmissionLimits): Promise<AdmissionRound> {
+      gen(now);
       let expiredActive = 0;
       let expiredIdleActive = 0;
       for (const [userId, slot] of active) {
@@ -202,6 +259,7 @@ export function createMemoryQueueStore(): QueueStore {
         rateWindowMs: RATE_WINDOW_MS,
         nextSlotFreeAt,
         version,
+        generation: generation!,
       };
     },
 
@@ -212,8 +270,14 @@ export function createMemoryQueueStore(): QueueStore {
       return true;
     },
 
+    async syncTokenSecrets(candidate, known) {
+      signing ??= candidate;
+      for (const k of [signing, ...known]) if (!secrets.some((s) => s.equals(k))) secrets.push(k);
+      return { signing, all: [signing, ...secrets.filter((s) => !s.equals(signing!))] };
+    },
+
     async tokenSecret() {
-      return secret;
+      return (await this.syncTokenSecrets(randomBytes(32), [])).signing;
     },
   };
 }

@@ -20,6 +20,11 @@ export function createQueueMetrics(registry: Registry, openStreams: () => number
     labelNames: ["reason"],
     registers: [registry],
   });
+  const restored = new Counter({
+    name: "queue_restored_total",
+    help: "Tickets put back from their tokens by this instance after the queue's store lost its data",
+    registers: [registry],
+  });
   return {
     onRound(r) {
       waiting.set(r.waiting);
@@ -31,6 +36,9 @@ export function createQueueMetrics(registry: Registry, openStreams: () => number
     },
     onExpiredByPayment() {
       expiries.inc({ reason: "payment" });
+    },
+    onRestored(count) {
+      restored.inc(count);
     },
   };
 }

@@ -3,9 +3,10 @@ import { QueueTicketSchema } from "../../../gen/boxoffice/queue/v1/queue_pb.js";
 import type { Clock } from "../../platform/clock.js";
 import { domainError, failedPrecondition, notFound } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
-import type { AdmissionLimits, AdmissionRound, QueueStore, StoredTicket, TicketRef } from "./queue-store.js";
+import type { AdmissionLimits, AdmissionRound, IssuedTicket, QueueStore, RestorePolicy, StatusTouch, StoredTicket, TicketRef } from "./queue-store.js";
 import { signToken, verifyToken } from "./queue-token.js";
 import { toQueueTicketInit } from "./queue.mapping.js";
+import { fixedKeyRing, sharedKeyRing, type TokenKeyRing } from "./token-keys.js";
 
 export interface QueueSettings {
   maxActive: number;
@@ -19,7 +20,14 @@ export interface QueueSettings {
   streamPositionIntervalMs: number;
   /** Open WatchQueueStatus streams one ticket may hold on this instance. */
   maxStreamsPerToken: number;
+  /** QUEUE_TOKEN_SECRETS: the first signs, all verify. Unset: a secret shared through the store. */
+  tokenSecrets?: Buffer[];
+  /** A WAITING token issued longer ago than this is not put back after the store lost its data. */
+  restoreMaxAgeMs?: number;
 }
+
+/** Without QUEUE_RESTORE_MAX_AGE (tests that build settings by hand). */
+const RESTORE_MAX_AGE_MS = 6 * 3_600_000;
 
 /**
  * Decides whether the caller may use a token of `userId`; throws to refuse.
@@ -41,12 +49,13 @@ export interface Ticket {
 export interface QueueObserver {
   onRound(round: AdmissionRound): void;
   onExpiredByPayment(): void;
+  /** Tickets put back from their tokens after the store lost its data. */
+  onRestored(count: number): void;
 }
 
 /** A stream subscriber: gets the ticket whenever it changes. */
 interface Watcher {
   ref: TicketRef;
-  token: string;
   last?: string;
   lastState: StoredTicket["state"];
   /** Clock time of the last message sent. */
@@ -75,7 +84,10 @@ const KEEPALIVE_EVERY_MS = 15_000;
  * one batched store call per tick (never one poll per stream).
  */
 export class Queue {
-  private secret?: Buffer;
+  private readonly keys: TokenKeyRing;
+  /** The store's generation as last seen: a change means it lost its data. */
+  private generation?: number;
+  private readonly restore: RestorePolicy;
   private readonly watchers = new Map<string, Set<Watcher>>();
   /** Open streams per ticket number (unique within a queue, one per token). */
   private readonly streamsPerTicket = new Map<number, number>();
@@ -107,20 +119,34 @@ export class Queue {
       idleTtlMs: settings.idleTtlMs,
       sweepBatch: 2000,
     };
-  }
-
-  private async key(): Promise<Buffer> {
-    return (this.secret ??= await this.store.tokenSecret());
+    // A buyer still there polls (or makes a gated call) within the idle TTLs of the store coming back.
+    this.restore = {
+      maxActive: settings.maxActive,
+      activeIdleTtlMs: settings.activeIdleTtlMs,
+      windowMs: Math.max(settings.idleTtlMs, settings.activeIdleTtlMs),
+      maxAgeMs: settings.restoreMaxAgeMs ?? RESTORE_MAX_AGE_MS,
+    };
+    if (settings.tokenSecrets?.length) this.keys = fixedKeyRing(settings.tokenSecrets);
+    else {
+      // Sync cadence and re-read limits are about the network, not business time: the real clock.
+      this.keys = sharedKeyRing(store, () => performance.now());
+      if (store.kind === "redis")
+        log.warn(
+          "QUEUE_TOKEN_SECRETS is not set: queue tokens are signed with a secret kept in Redis; set QUEUE_TOKEN_SECRETS so tokens outlive the loss of Redis's data",
+        );
+    }
   }
 
   async issueToken(userId: string): Promise<Ticket> {
     const stored = await this.store.issue(userId, this.now(), this.settings.idleTtlMs);
-    return this.present(stored, signToken(await this.key(), stored));
+    this.seen(stored);
+    const { signing } = await this.keys.keys();
+    return this.present(stored, this.tokenOf(signing, stored, { userId, seq: stored.seq, origin: waitingOrigin(stored) }));
   }
 
   /** A token's state; a token we never signed is NOT_FOUND. Polling keeps a waiting token in line. */
   async getStatus(token: string, authorize?: AuthorizeTokenUser): Promise<Ticket> {
-    return this.poll(await this.knownRef(token, authorize), token);
+    return this.poll(await this.knownRef(token, authorize));
   }
 
   /**
@@ -134,7 +160,8 @@ export class Queue {
     if (!ref) throw failedPrecondition(GATE_REASONS.invalid, "the queue token is not valid");
     authorize?.(ref.userId);
     const use = { activeIdleTtlMs: this.settings.activeIdleTtlMs };
-    const [stored] = await this.store.status([ref], this.now(), this.settings.idleTtlMs, use);
+    const [stored] = await this.status([ref], use);
+    // The gate hands on the token it was given (payment ends the ticket with it): no signing per gated call.
     const ticket = this.present(stored, token);
     if (ticket.state === "EXPIRED") throw failedPrecondition(GATE_REASONS.expired, "the queue token has expired; ask for a new one");
     if (ticket.state === "WAITING") {
@@ -164,7 +191,7 @@ export class Queue {
     const ref = await this.knownRef(token, authorize);
     const release = this.claimStream(ref);
     try {
-      yield* this.follow(ref, token, signal);
+      yield* this.follow(ref, signal);
     } finally {
       release();
     }
@@ -189,8 +216,8 @@ export class Queue {
     };
   }
 
-  private async *follow(ref: TicketRef, token: string, signal: AbortSignal): AsyncGenerator<Ticket> {
-    const first = await this.poll(ref, token);
+  private async *follow(ref: TicketRef, signal: AbortSignal): AsyncGenerator<Ticket> {
+    const first = await this.poll(ref);
     const firstSentAt = this.now();
     yield first;
     if (first.state === "EXPIRED") return;
@@ -198,7 +225,6 @@ export class Queue {
     let wake: (() => void) | undefined;
     const watcher: Watcher = {
       ref,
-      token,
       last: fingerprint(first),
       lastState: first.state,
       lastSentAt: firstSentAt,
@@ -255,7 +281,13 @@ export class Queue {
   /** One round: admit, then refresh open streams if anything moved. Exposed for tests. */
   async tick(): Promise<AdmissionRound | undefined> {
     try {
+      await this.keys.maintain();
+    } catch (err) {
+      this.log.warn({ err }, "queue token secrets could not be synced");
+    }
+    try {
       const round = await this.store.admit(this.now(), this.limits);
+      this.seen(round);
       this.observedRate = round.recentAdmissions / round.rateWindowMs;
       this.fullUntil = round.active >= this.settings.maxActive ? round.nextSlotFreeAt : undefined;
       this.observer?.onRound(round);
@@ -276,18 +308,18 @@ export class Queue {
     this.heldBack = false;
     if (keepalive) this.lastKeepalive = now;
     const all = [...this.watchers.values()].flatMap((s) => [...s]);
-    const stored = await this.store.status(
+    const stored = await this.status(
       all.map((w) => w.ref),
-      now,
-      this.settings.idleTtlMs,
       true,
     );
+    const { signing } = await this.keys.keys();
     // Every round moves everyone's position; sending all of them every round
     // costs more than the line itself. Positions go out at most once per
-    // interval per stream; admission and expiry go out at once.
+    // interval per stream; admission and expiry go out at once. The token is
+    // signed only for what goes out.
     stored.forEach((s, i) => {
       const w = all[i];
-      const t = this.present(s, w.token);
+      const t = this.present(s, "");
       const f = fingerprint(t);
       if (f === w.last) return;
       if (t.state === w.lastState && now - w.lastSentAt < this.settings.streamPositionIntervalMs) {
@@ -297,12 +329,48 @@ export class Queue {
       w.last = f;
       w.lastState = t.state;
       w.lastSentAt = now;
+      t.token = this.tokenOf(signing, s, w.ref);
       w.push(t);
     });
   }
 
+  /** The store's answer, putting back tickets it lost; a new generation is logged once. */
+  private async status(refs: TicketRef[], touch: StatusTouch): Promise<StoredTicket[]> {
+    const stored = await this.store.status(refs, this.now(), this.settings.idleTtlMs, touch, this.restore);
+    if (stored.length) this.seen(stored[0]);
+    const restored = stored.filter((s) => s.restored).length;
+    if (restored) this.observer?.onRestored(restored);
+    return stored;
+  }
+
+  private seen({ generation }: { generation: number }): void {
+    if (this.generation !== undefined && generation !== this.generation)
+      this.log.warn(
+        { previous: this.generation, generation },
+        "the queue's store lost its data and started over: tickets are put back as their tokens come back",
+      );
+    this.generation = generation;
+  }
+
+  /**
+   * The token to hand out with a ticket. Once ACTIVE, a token that says when
+   * the booking window ends, so the ticket can come back ACTIVE until then if
+   * the store loses it; otherwise the token presented, under the current
+   * signing key (the same string unless the key changed since it was signed).
+   * Clients keep the newest token they were given.
+   */
+  private tokenOf(signing: Buffer, s: StoredTicket, ref: TicketRef): string {
+    if (s.state === "ACTIVE")
+      return signToken(signing, { userId: s.userId, seq: s.seq, origin: { generation: s.generation, state: "ACTIVE", activeUntil: s.expiresAt } });
+    return signToken(signing, ref);
+  }
+
+  /** A token signed by any current key; on a miss the shared keys are read again once (another instance may have added one). */
   private async parse(token: string): Promise<TicketRef | undefined> {
-    return verifyToken(await this.key(), token);
+    const ref = verifyToken((await this.keys.keys()).verifying, token);
+    if (ref) return ref;
+    const fresh = await this.keys.reload();
+    return fresh && verifyToken(fresh.verifying, token);
   }
 
   /** The ticket a token names, once the caller may use it; a token we never signed is NOT_FOUND. */
@@ -314,16 +382,15 @@ export class Queue {
   }
 
   /** A poll: the ticket's state, keeping it in line if it waits. */
-  private async poll(ref: TicketRef, token: string): Promise<Ticket> {
-    const [stored] = await this.store.status([ref], this.now(), this.settings.idleTtlMs, true);
-    return this.present(stored, token);
+  private async poll(ref: TicketRef): Promise<Ticket> {
+    const [stored] = await this.status([ref], true);
+    return this.present(stored, this.tokenOf((await this.keys.keys()).signing, stored, ref));
   }
 
   private now(): number {
     return this.clock.now().getTime();
   }
 
-  /** `token` is the ticket's own token: signed once at issue, never again per status. */
   private present(s: StoredTicket, token: string): Ticket {
     if (s.state === "ACTIVE") return { token, userId: s.userId, state: s.state, position: 0, expiresAt: new Date(s.expiresAt) };
     if (s.state === "EXPIRED") return { token, userId: s.userId, state: s.state, position: 0 };
@@ -357,4 +424,8 @@ export class Queue {
 /** Changes worth a stream message: state, position, expiry (not the estimate alone). */
 function fingerprint(t: Ticket): string {
   return `${t.state}|${t.position}|${t.expiresAt?.getTime() ?? 0}`;
+}
+
+function waitingOrigin(t: IssuedTicket): TicketRef["origin"] {
+  return { generation: t.generation, state: "WAITING", issuedAt: t.issuedAt };
 }

@@ -7,8 +7,10 @@ import {
   type AdmissionLimits,
   type AdmissionRound,
   type QueueStore,
+  type RestorePolicy,
   type StatusTouch,
   type StoredTicket,
+  type TicketRef,
   type TicketState,
 } from "./queue-store.js";
 
@@ -28,8 +30,16 @@ import {
  *   P:admits     HASH second -> admissions, the last minute only (observed rate)
  *   P:sweep      idle-sweep cursor (ticket number)
  *   P:ver        bumped whenever someone's position or state may have changed
- *   P:secret     token signing secret, created once
- * A waiting user costs one ZSET entry plus one bucket field: ~130 bytes.
+ *   P:gen        the generation: when this data started (ms). Missing: the data is new or was
+ *                lost (an empty restart); the next script starts a new one (see TicketOrigin)
+ *   P:born       ZSET minute -> first ticket number issued in it, so a WAITING token (which
+ *                says when its ticket was issued) is the same whenever it is asked for again,
+ *                at no cost per user; one entry per minute with arrivals, the last day's only
+ *   P:restored   SET of ticket numbers put back from their tokens in this generation (each
+ *                only once); gone when the restore window closes
+ *   P:secret     token signing secret; P:secrets ZSET of the secrets tokens may still carry
+ *                (unless QUEUE_TOKEN_SECRETS is set: then neither exists)
+ * A waiting user costs one ZSET entry plus one bucket field: ~150 bytes.
  */
 const COMMON = `
 local P = ARGV[1]
@@ -65,31 +75,91 @@ local function drop(u)
   redis.call('HDEL', bucket(u), u)
   if n > 0 then redis.call('INCR', P .. 'ver') end
 end
+-- Ticket numbers only grow: after a loss, new ones start above \`floor\` (the highest an
+-- instance has seen), so new arrivals queue behind the tickets their tokens put back.
+local function raise(floor)
+  if floor > tonumber(redis.call('GET', P .. 'seq') or '0') then redis.call('SET', P .. 'seq', string.format('%d', floor)) end
+end
+local function generation(now, floor)
+  local g = redis.call('GET', P .. 'gen')
+  if g then return tonumber(g) end
+  redis.call('SET', P .. 'gen', string.format('%d', now))
+  raise(floor)
+  return now
+end
+-- When ticket \`seq\` was issued (its minute, ms), or 0 when unknown.
+local function born(seq)
+  local hit = redis.call('ZREVRANGEBYSCORE', P .. 'born', seq, '-inf', 'LIMIT', 0, 1)
+  if #hit == 0 then return 0 end
+  return tonumber(hit[1]) * 60000
+end
 `;
 
+// ARGV: P, user, now, idle, floor. Returns seq, state, expiry, position, generation, issued.
 const ISSUE = `${COMMON}
-local u, now, idle = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local u, now, idle, floor = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local gen = generation(now, floor)
 local seq, st, x = lookup(u, now, idle)
-if st == 'A' then return {seq, 2, x, -1} end
+if st == 'A' then return {seq, 2, x, -1, gen, born(seq)} end
 if st == 'W' then
   redis.call('HSET', bucket(u), u, string.format('%d:%d', seq, now))
-  return {seq, 1, now + idle, redis.call('ZRANK', WAIT, u)}
+  return {seq, 1, now + idle, redis.call('ZRANK', WAIT, u), gen, born(seq)}
 end
 if st == 'X' then drop(u) end
+raise(floor)
 seq = redis.call('INCR', P .. 'seq')
 redis.call('ZADD', WAIT, seq, u)
 redis.call('HSET', bucket(u), u, string.format('%d:%d', seq, now))
-return {seq, 1, now + idle, redis.call('ZRANK', WAIT, u)}
+local minute = math.floor(now / 60000)
+if redis.call('ZADD', P .. 'born', 'NX', seq, minute) == 1 then redis.call('ZREMRANGEBYRANK', P .. 'born', 0, -1441) end
+return {seq, 1, now + idle, redis.call('ZRANK', WAIT, u), gen, minute * 60000}
 `;
 
 // ARGV: P, now, idle, touch (1: keep WAITING in line), use (> 0: a gated call keeps an
-// ACTIVE slot this long), then user/seq pairs. Returns state, position, expiry per pair.
+// ACTIVE slot this long), restore (1: put lost tickets back), maxActive, activeIdle, window,
+// maxAge, then per ref: user, seq, the token's generation (0: none), kind (1 WAITING,
+// 2 ACTIVE), its time (issued / active until). Returns the generation, then state,
+// position, expiry, restored per ref.
 const STATUS = `${COMMON}
 local now, idle, touch, use = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1', tonumber(ARGV[5])
-local out = {}
-for i = 6, #ARGV, 2 do
+local restore, maxActive, activeIdle = ARGV[6] == '1', tonumber(ARGV[7]), tonumber(ARGV[8])
+local window, maxAge = tonumber(ARGV[9]), tonumber(ARGV[10])
+local gen = generation(now, 0)
+local RESTORED = P .. 'restored'
+
+-- The ticket of a token from an older generation, lost with the data: back at its number.
+local function putBack(u, seq, kind, t)
+  local b = bucket(u)
+  if kind == 2 and t > now and redis.call('ZCARD', ACTIVE) < maxActive then
+    redis.call('ZADD', ACTIVE, t, u)
+    redis.call('ZADD', USED, now + activeIdle, u)
+    redis.call('HSET', b, u, string.format('%d:0', seq))
+  else
+    redis.call('ZADD', WAIT, seq, u)
+    redis.call('HSET', b, u, string.format('%d:%d', seq, now))
+    if kind == 1 then redis.call('ZADD', P .. 'born', 'LT', seq, math.floor(t / 60000)) end
+  end
+  raise(seq)
+  redis.call('PEXPIREAT', RESTORED, gen + window)
+  redis.call('INCR', P .. 'ver')
+end
+local function restorable(tgen, kind, t)
+  if not restore or tgen == 0 or tgen == gen or now >= gen + window then return false end
+  if kind == 2 then return t > now end
+  return t > 0 and t + maxAge > now
+end
+
+local out = {gen}
+for i = 11, #ARGV, 5 do
   local u, want = ARGV[i], tonumber(ARGV[i + 1])
+  local tgen, kind, t = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   local seq, st, x = lookup(u, now, idle)
+  local restored = 0
+  if seq == nil and restorable(tgen, kind, t) and redis.call('SADD', RESTORED, want) == 1 then
+    putBack(u, want, kind, t)
+    seq, st, x = lookup(u, now, idle)
+    restored = 1
+  end
   if seq ~= want then
     st = 'E'
   elseif st == 'X' then
@@ -109,15 +179,18 @@ for i = 6, #ARGV, 2 do
   else
     out[#out + 1] = 3; out[#out + 1] = -1; out[#out + 1] = 0
   end
+  out[#out + 1] = restored
 end
 return out
 `;
 
-// ARGV: P, now, maxActive, ratePerSecond, burst, activeTtl, idle, sweepBatch, rateWindow, activeIdle
+// ARGV: P, now, maxActive, ratePerSecond, burst, activeTtl, idle, sweepBatch, rateWindow, activeIdle, floor
 const ADMIT = `${COMMON}
 local now, maxActive, rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local ttl, idle, sweepN, window = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local activeIdle = tonumber(ARGV[10])
+local activeIdle, floor = tonumber(ARGV[10]), tonumber(ARGV[11])
+local gen = generation(now, floor)
+raise(floor)
 
 -- 1. Active windows that ran out free their slot, and so do actives that went idle.
 local function release(users)
@@ -210,7 +283,28 @@ end
 
 local ver
 if admitted + dropped + gone + idleGone > 0 then ver = redis.call('INCR', P .. 'ver') else ver = tonumber(redis.call('GET', P .. 'ver') or '0') end
-return {admitted, gone, idleGone, dropped, redis.call('ZCARD', WAIT), redis.call('ZCARD', ACTIVE), recent, ver, nextFree}
+return {admitted, gone, idleGone, dropped, redis.call('ZCARD', WAIT), redis.call('ZCARD', ACTIVE), recent, ver, nextFree, gen}
+`;
+
+// ARGV: P, now, candidate, known secrets (base64). Returns the signing secret, then the others.
+const SECRETS = `
+local P, now = ARGV[1], tonumber(ARGV[2])
+local KEY, RING = P .. 'secret', P .. 'secrets'
+local current = redis.call('GET', KEY)
+if not current then
+  current = ARGV[3]
+  redis.call('SET', KEY, current)
+end
+for i = 4, #ARGV do redis.call('ZADD', RING, 'NX', now, ARGV[i]) end
+-- The signing secret is always the newest, so trimming drops only old verify-only ones.
+redis.call('ZADD', RING, now, current)
+local n = redis.call('ZCARD', RING)
+if n > 16 then redis.call('ZREMRANGEBYRANK', RING, 0, n - 17) end
+local out = {current}
+for _, s in ipairs(redis.call('ZRANGE', RING, 0, -1)) do
+  if s ~= current then out[#out + 1] = s end
+end
+return out
 `;
 
 const EXPIRE = `${COMMON}
@@ -230,6 +324,7 @@ interface QueueCommands {
   queueStatus(...args: (string | number)[]): Promise<number[]>;
   queueAdmit(...args: (string | number)[]): Promise<number[]>;
   queueExpire(...args: (string | number)[]): Promise<number>;
+  queueSecrets(...args: (string | number)[]): Promise<string[]>;
 }
 
 /** Status lookups per script call, so one call never blocks Redis for long. */
@@ -253,32 +348,55 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
   redis.defineCommand("queueStatus", { numberOfKeys: 0, lua: STATUS });
   redis.defineCommand("queueAdmit", { numberOfKeys: 0, lua: ADMIT });
   redis.defineCommand("queueExpire", { numberOfKeys: 0, lua: EXPIRE });
+  redis.defineCommand("queueSecrets", { numberOfKeys: 0, lua: SECRETS });
   const r = redis as unknown as Redis & QueueCommands;
-  let secret: Promise<Buffer> | undefined;
+  /** The highest ticket number this instance has seen: where numbering resumes if the data is lost. */
+  let highestSeq = 0;
+  const saw = (seq: number) => {
+    if (seq > highestSeq) highestSeq = seq;
+  };
 
   return {
     kind: "redis",
     async issue(userId, now, idleTtlMs) {
-      const [seq, state, expiresAt, position] = await reachable(() => r.queueIssue(prefix, userId, now, idleTtlMs));
-      return { userId, seq, state: STATES[state], position, expiresAt };
+      const [seq, state, expiresAt, position, generation, issuedAt] = await reachable(() => r.queueIssue(prefix, userId, now, idleTtlMs, highestSeq));
+      saw(seq);
+      return { userId, seq, state: STATES[state], position, expiresAt, generation, issuedAt };
     },
-    async status(refs, now, idleTtlMs, touch: StatusTouch) {
+    async status(refs, now, idleTtlMs, touch: StatusTouch, restore?: RestorePolicy) {
       const out: StoredTicket[] = [];
       const use = typeof touch === "object" ? touch.activeIdleTtlMs : 0;
+      const policy = restore ? [1, restore.maxActive, restore.activeIdleTtlMs, restore.windowMs, restore.maxAgeMs] : [0, 0, 0, 0, 0];
       for (let i = 0; i < refs.length; i += STATUS_CHUNK) {
         const chunk = refs.slice(i, i + STATUS_CHUNK);
-        const args: (string | number)[] = [prefix, now, idleTtlMs, touch === true ? 1 : 0, use];
-        for (const ref of chunk) args.push(ref.userId, ref.seq);
-        const flat = await reachable(() => r.queueStatus(...args));
+        const args: (string | number)[] = [prefix, now, idleTtlMs, touch === true ? 1 : 0, use, ...policy];
+        for (const ref of chunk) {
+          saw(ref.seq);
+          args.push(ref.userId, ref.seq, ...originArgs(ref));
+        }
+        const [generation, ...flat] = await reachable(() => r.queueStatus(...args));
         chunk.forEach((ref, j) => {
-          out.push({ ...ref, state: STATES[flat[3 * j]], position: flat[3 * j + 1], expiresAt: flat[3 * j + 2] });
+          const [state, position, expiresAt, restored] = flat.slice(4 * j, 4 * j + 4);
+          out.push({ userId: ref.userId, seq: ref.seq, state: STATES[state], position, expiresAt, generation, ...(restored ? { restored: true } : {}) });
         });
       }
       return out;
     },
     async admit(now, l: AdmissionLimits): Promise<AdmissionRound> {
-      const [admitted, expiredActive, expiredIdleActive, droppedIdle, waiting, active, recentAdmissions, version, nextFree] = await reachable(() =>
-        r.queueAdmit(prefix, now, l.maxActive, l.admitPerSecond, l.burst, l.activeTtlMs, l.idleTtlMs, l.sweepBatch, RATE_WINDOW_MS, l.activeIdleTtlMs),
+      const [admitted, expiredActive, expiredIdleActive, droppedIdle, waiting, active, recentAdmissions, version, nextFree, generation] = await reachable(() =>
+        r.queueAdmit(
+          prefix,
+          now,
+          l.maxActive,
+          l.admitPerSecond,
+          l.burst,
+          l.activeTtlMs,
+          l.idleTtlMs,
+          l.sweepBatch,
+          RATE_WINDOW_MS,
+          l.activeIdleTtlMs,
+          highestSeq,
+        ),
       );
       return {
         admitted,
@@ -291,21 +409,26 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
         rateWindowMs: RATE_WINDOW_MS,
         nextSlotFreeAt: nextFree || undefined,
         version,
+        generation,
       };
     },
     async expire(ref) {
       return (await reachable(() => r.queueExpire(prefix, ref.userId, ref.seq))) === 1;
     },
-    tokenSecret() {
-      secret ??= reachable(async () => {
-        const key = `${prefix}secret`;
-        await redis.set(key, randomBytes(32).toString("base64"), "NX");
-        const value = await redis.get(key);
-        if (!value) throw new Error("queue token secret vanished from Redis");
-        return Buffer.from(value, "base64");
-      });
-      secret.catch(() => (secret = undefined));
-      return secret;
+    async syncTokenSecrets(candidate, known) {
+      const args = [prefix, Date.now(), candidate.toString("base64"), ...known.map((k) => k.toString("base64"))];
+      const [signing, ...others] = (await reachable(() => r.queueSecrets(...args))).map((s) => Buffer.from(s, "base64"));
+      return { signing, all: [signing, ...others] };
+    },
+    async tokenSecret() {
+      return (await this.syncTokenSecrets(randomBytes(32), [])).signing;
     },
   };
+}
+
+/** A ref's origin as STATUS takes it: generation (0: none), kind (1 WAITING, 2 ACTIVE), time. */
+function originArgs(ref: TicketRef): number[] {
+  const o = ref.origin;
+  if (!o) return [0, 0, 0];
+  return o.state === "ACTIVE" ? [o.generation, 2, o.activeUntil] : [o.generation, 1, o.issuedAt];
 }

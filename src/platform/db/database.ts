@@ -1,10 +1,11 @@
 import { DefaultLogger, MikroORM, type LogContext, type LoggerNamespace, type Options } from "@mikro-orm/postgresql";
 import { Migrator } from "@mikro-orm/migrations";
-import type { Config } from "../../config.js";
+import type { Config, DatabaseTimeouts } from "../../config.js";
 import type { Logger } from "../logger.js";
 import { entities } from "./entities.js";
 import { migrationsList } from "./migrations/index.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./embedded-postgres.js";
+import { createPoolHooks, type PoolHooksOptions } from "./pool-hooks.js";
 
 export type { MikroORM };
 
@@ -27,13 +28,19 @@ class NoQueryLogger extends DefaultLogger {
   }
 }
 
-/** ORM options shared by the server, the CLI commands and the tests. */
-export function ormOptions(connection: Partial<Options>, poolMax: number): Options {
+/**
+ * ORM options shared by the server, the CLI commands and the tests. With
+ * `pool`: what the driver reports goes to `pool.log` (not to stdout past the
+ * JSON log), and every new connection gets `pool.timeouts`.
+ */
+export function ormOptions(connection: Partial<Options>, poolMax: number, pool?: PoolHooksOptions): Options {
+  const hooks = pool && createPoolHooks(pool);
   return {
     ...connection,
     entities,
     extensions: [Migrator],
-    pool: { min: 0, max: poolMax },
+    pool: { min: 0, max: poolMax, ...(hooks && { afterCreate: hooks.afterCreate }) },
+    ...(hooks && { driverOptions: { log: hooks.knexLog } }),
     migrations: { migrationsList, transactional: true, allOrNothing: true, snapshot: false, silent: true },
     // Every request works on its own fork: a stray global use is a bug.
     allowGlobalContext: false,
@@ -54,15 +61,21 @@ export interface OpenOptions {
   migrate?: boolean;
 }
 
-export async function openDatabase(database: Config["database"], log: Logger, { migrate = true }: OpenOptions = {}): Promise<Database> {
+/** What openDatabase needs; without `timeouts` the server's own settings apply. */
+export type DatabaseSettings = Omit<Config["database"], "timeouts"> & { timeouts?: DatabaseTimeouts };
+
+export async function openDatabase(database: DatabaseSettings, log: Logger, { migrate = true }: OpenOptions = {}): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let options: Options;
   if (database.url) {
-    options = ormOptions({ clientUrl: database.url }, database.poolMax);
+    options = ormOptions({ clientUrl: database.url }, database.poolMax, { log, timeouts: database.timeouts });
   } else {
     embedded = await startEmbeddedPostgres(database.pgliteDataDir);
     log.info({ dataDir: database.pgliteDataDir }, "started embedded PostgreSQL (PGlite)");
-    options = ormOptions({ host: embedded.socketDir, port: embedded.port, dbName: "postgres", user: "postgres" }, 1);
+    // No timeouts: PGlite runs no timers (they would never fire), and with
+    // idle_in_transaction_session_timeout set its one session stops answering
+    // after the first transaction that waits.
+    options = ormOptions({ host: embedded.socketDir, port: embedded.port, dbName: "postgres", user: "postgres" }, 1, { log });
   }
   let orm: MikroORM;
   try {
@@ -73,6 +86,7 @@ export async function openDatabase(database: Config["database"], log: Logger, { 
   }
   try {
     if (migrate) {
+      // Under the same timeouts as every call: a migration that may run longer says so itself (`set local statement_timeout = ...`).
       const applied = await orm.getMigrator().up();
       if (applied.length) log.info({ migrations: applied.map((m) => m.name) }, "applied migrations");
     }
