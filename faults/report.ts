@@ -37,6 +37,10 @@ function top(m: Record<string, number>, n = 8): string {
 export function details(r: ScenarioReport): string {
   const out: string[] = [`${r.name}: ${r.title}`];
   if (r.error) out.push(`  ERROR: ${r.error}`);
+  if (r.startCommand)
+    out.push(
+      `  B started with: ${r.startCommand.argv.join(" ")} (${r.startCommand.source})${r.startCommand.prepare.length ? `, after ${r.startCommand.prepare.map((x) => x.join(" ")).join(" && ")}` : ""}`,
+    );
   if (r.fault) {
     const notes = Object.entries(r.fault.notes).map(([k, v]) => `${k}: ${v}`);
     out.push(`  fault: at +${r.fault.startOffsetMs} ms, over after ${r.fault.durationMs} ms${notes.length ? `; ${notes.join("; ")}` : ""}`);
@@ -51,6 +55,7 @@ export function details(r: ScenarioReport): string {
     const a = r.availability;
     out.push(
       `  availability: ${a.faultFailures} infrastructure failures from the fault on, window ${a.windowMs} ms, still failing ${a.failingAfterEndMs} ms after the fault ended; ` +
+        `slowest OK call during the fault ${a.slowestOkDuringFaultMs} ms; ` +
         `recovered by itself: ${yesNo(a.recovered)}${a.notRecoveredBecause ? ` (${a.notRecoveredBecause})` : ""}${a.failuresBefore ? `; ${a.failuresBefore} failures BEFORE the fault` : ""}`,
     );
   }

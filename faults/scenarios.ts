@@ -6,7 +6,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FaultWindow } from "./lib/analyze";
+import { ConcertService } from "../gen/boxoffice/concert/v1/concert_service_pb";
 import { accepts, alive, descendants, ROOT, sleep, type PostgresControl, type RedisNode, type ServerInstance } from "./lib/cluster";
+import { createConnectCaller, createGrpcCaller, describeFailure } from "./load/callers";
 
 export interface Timing {
   quick: boolean;
@@ -50,7 +52,7 @@ export const QUICK: Timing = {
   tailMs: 7000,
   recoveryWindowMs: 5000,
   downMs: 1500,
-  lockTtlMs: 1000,
+  lockTtlMs: 2000,
   shutdownGraceMs: 3000,
   thinkMs: 250,
   callTimeoutMs: 3000,
@@ -74,26 +76,52 @@ export interface Scenario {
   inject(ctx: FaultContext): Promise<FaultWindow>;
 }
 
+export interface StartCommand {
+  /** What B runs, e.g. ["npm", "start"]. */
+  argv: string[];
+  /** Commands the README runs before it (e.g. a build), run once; installs (npm ci / npm install) are skipped. */
+  prepare: string[][];
+  /** Where it came from. */
+  source: string;
+}
+
 /**
- * The production start command as README.md documents it today: the last
- * command of the first shell block under "On a fresh machine" (`npm ci && npm
- * start` -> `npm start`). Falls back to `npm start` if the README changed shape.
+ * The production start command as README.md documents it at the time of the
+ * run: the first shell line that starts the server ("start" in it) in a
+ * section about production if there is one, else under "On a fresh machine"
+ * (today `npm ci && npm start` -> `npm start`). Falls back to `npm start`.
  */
-export function readmeStartCommand(): { argv: string[]; source: string } {
+export function readmeStartCommand(): StartCommand {
   try {
     const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-    const section = readme.split(/^## /m).find((s) => s.startsWith("On a fresh machine"));
-    const block = section && /```(?:sh|bash|shell)?\n([\s\S]*?)```/.exec(section)?.[1];
-    const line = block
-      ?.split("\n")
-      .map((l) => l.trim())
-      .find((l) => l && !l.startsWith("#"));
-    const command = line?.split("&&").pop()?.trim();
-    if (command) return { argv: command.split(/\s+/), source: "README.md, On a fresh machine" };
+    const sections = readme.split(/^#{2,3} /m);
+    const ordered = [...sections.filter((x) => /^[^\n]*production/i.test(x)), ...sections.filter((x) => x.startsWith("On a fresh machine"))];
+    for (const section of ordered) {
+      for (const block of section.matchAll(/```(?:sh|bash|shell)?\n([\s\S]*?)```/g)) {
+        const line = block[1]
+          .split("\n")
+          .map((l) => l.replace(/\s+#.*$/, "").trim())
+          .find((l) => l && !l.startsWith("#") && /\bstart\b|start:|main\.js/.test(l) && !/=\S/.test(l.split(/\s+/)[0]));
+        if (!line) continue;
+        const parts = line.split("&&").map((x) => x.trim().split(/\s+/));
+        const argv = parts.pop()!;
+        const prepare = parts.filter((x) => !(x[0] === "npm" && ["ci", "install", "i"].includes(x[1])));
+        return { argv, prepare, source: `README.md, "${section.split("\n")[0].trim()}"` };
+      }
+    }
   } catch {
     /* fall through */
   }
-  return { argv: ["npm", "start"], source: "fallback (README.md not parsed)" };
+  return { argv: ["npm", "start"], prepare: [], source: "fallback (no start command found in README.md)" };
+}
+
+/** Starts a piece again; a failure is a finding of the scenario (noted), not a crash of the suite. */
+async function restart(what: string, start: () => Promise<void> | void, notes: FaultWindow["notes"]): Promise<void> {
+  try {
+    await start();
+  } catch (err) {
+    notes[`${what} restart`] = `FAILED: ${String((err as Error)?.message ?? err).slice(0, 200)}`;
+  }
 }
 
 function serverPidOrThrow(s: ServerInstance): number {
@@ -114,8 +142,10 @@ export const SCENARIOS: Scenario[] = [
       log(`  killed B (pid ${pid}); restarting in ${timing.downMs} ms`);
       await sleep(timing.downMs);
       const restartAt = Date.now();
-      await b.start();
-      return { start, end: Date.now(), marks: { restartAt }, notes: { "B back after (ms)": Date.now() - start } };
+      const notes: FaultWindow["notes"] = {};
+      await restart("B", () => b.start(), notes);
+      notes["B back after (ms)"] = Date.now() - start;
+      return { start, end: Date.now(), marks: { restartAt }, notes };
     },
   },
   {
@@ -127,8 +157,10 @@ export const SCENARIOS: Scenario[] = [
       const stoppedAt = Date.now();
       log(`  PostgreSQL stopped in ${stoppedAt - start} ms; starting again in ${timing.downMs} ms`);
       await sleep(timing.downMs);
-      pg.start();
-      return { start, end: Date.now(), marks: { stoppedAt }, notes: { "PostgreSQL down (ms)": Date.now() - start } };
+      const notes: FaultWindow["notes"] = {};
+      await restart("PostgreSQL", () => pg.start(), notes);
+      notes["PostgreSQL down (ms)"] = Date.now() - start;
+      return { start, end: Date.now(), marks: { stoppedAt }, notes };
     },
   },
   {
@@ -139,8 +171,9 @@ export const SCENARIOS: Scenario[] = [
       await redis[2].kill();
       log(`  killed Redis node 3 (:${redis[2].port}); restarting in ${timing.downMs} ms`);
       await sleep(timing.downMs);
-      await redis[2].start();
-      return { start, end: Date.now(), marks: {}, notes: {} };
+      const notes: FaultWindow["notes"] = {};
+      await restart("Redis node 3", () => redis[2].start(), notes);
+      return { start, end: Date.now(), marks: {}, notes };
     },
   },
   {
@@ -151,8 +184,9 @@ export const SCENARIOS: Scenario[] = [
       await redis[0].kill();
       log(`  killed the queue's Redis (:${redis[0].port}); restarting it empty in ${timing.downMs} ms`);
       await sleep(timing.downMs);
-      await redis[0].start();
-      return { start, end: Date.now(), marks: {}, notes: {} };
+      const notes: FaultWindow["notes"] = {};
+      await restart("queue Redis", () => redis[0].start(), notes);
+      return { start, end: Date.now(), marks: {}, notes };
     },
   },
   {
@@ -182,6 +216,20 @@ export const SCENARIOS: Scenario[] = [
       const serverPid = serverPidOrThrow(b);
       const tree = [top.pid, ...descendants(top.pid)];
       const limitMs = timing.shutdownGraceMs + 10_000;
+      // Calls certainly in flight at the signal, over both protocols (ListConcerts): a drain lets them finish
+      // (or refuses them before they start), it does not cut them.
+      const callers = [createGrpcCaller([b.port]), createConnectCaller([b.port])];
+      const burst = Array.from({ length: 16 }, (_, i) =>
+        // A catalog read: it touches the database but takes no place in the waiting room.
+        callers[i % 2].call(0, ConcertService.method.listConcerts, {}, { timeoutMs: limitMs }).then(
+          () => "OK",
+          (err) => {
+            const f = describeFailure(err);
+            return f.reason ? `${f.code} ${f.reason}` : f.code;
+          },
+        ),
+      );
+      await new Promise((r) => setImmediate(r));
       const start = Date.now();
       // An orchestrator signals the process it started (npm here), not its grandchild.
       top.kill("SIGTERM");
@@ -201,20 +249,22 @@ export const SCENARIOS: Scenario[] = [
       log(`  SIGTERM to ${b.launch.kind === "command" ? b.launch.argv.join(" ") : "B"} (pid ${top.pid}): ${drained ? "drained and exited" : "did NOT drain and exit"}`);
       if (!drained) await b.stop(1000); // what an orchestrator does after its timeout: SIGKILL
       const stoppedAt = Date.now();
-      await b.start();
-      return {
-        start,
-        end: Date.now(),
-        marks: { sigtermAt: start, stoppedAt },
-        notes: {
-          command: b.launch.kind === "command" ? b.launch.argv.join(" ") : "node --import tsx src/main.ts",
-          "drained and exited": drained,
-          "top process exit": topDone ? `${topDone.signal ?? `code ${topDone.code}`} after ${topDone.ms} ms` : `still running after ${limitMs} ms`,
-          "server process exited after (ms)": serverExitMs ?? -1,
-          "port closed after (ms)": portClosedMs ?? -1,
-          "processes left behind": leftovers.length,
-        },
+      const notes: FaultWindow["notes"] = {
+        command: b.launch.kind === "command" ? b.launch.argv.join(" ") : "node --import tsx src/main.ts",
+        "drained and exited": drained,
+        "top process exit": topDone ? `${topDone.signal ?? `code ${topDone.code}`} after ${topDone.ms} ms` : `still running after ${limitMs} ms`,
+        "server process exited after (ms)": serverExitMs ?? -1,
+        "port closed after (ms)": portClosedMs ?? -1,
+        "processes left behind": leftovers.length,
       };
+      const outcomes: Record<string, number> = {};
+      for (const o of await Promise.all(burst)) outcomes[o] = (outcomes[o] ?? 0) + 1;
+      callers.forEach((c) => c.close());
+      notes["16 ListConcerts sent just before SIGTERM"] = Object.entries(outcomes)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
+      await restart("B", () => b.start(), notes);
+      return { start, end: Date.now(), marks: { sigtermAt: start, stoppedAt }, notes };
     },
   },
 ];

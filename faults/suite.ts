@@ -7,8 +7,8 @@
  * reconciled against the database. Nothing here throws for a capability the
  * code lacks: that shows up as numbers in the report.
  */
-import { fork, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { fork, spawnSync, type ChildProcess } from "node:child_process";
+import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb";
@@ -23,7 +23,7 @@ import { createServerInstance, postgresControl, ROOT, sleep, startRedisNode, typ
 import { dataLost, reconcile, type Reconciliation } from "./lib/reconcile";
 import { createGrpcCaller, describeFailure } from "./load/callers";
 import type { LoadInput, LoadReport } from "./load/buyer-worker";
-import { FULL, QUICK, readmeStartCommand, SCENARIOS, type Scenario, type Timing } from "./scenarios";
+import { FULL, QUICK, readmeStartCommand, SCENARIOS, type Scenario, type StartCommand, type Timing } from "./scenarios";
 
 export interface SuiteOptions {
   quick: boolean;
@@ -71,6 +71,8 @@ export interface ScenarioReport {
   /** How buyers' rounds ended, over all load processes. */
   outcomes?: Record<string, number>;
   loadProcessErrors?: string[];
+  /** How instance B was started, when the scenario uses README's production command. */
+  startCommand?: StartCommand;
   /** In-flight calls on the drained instance at SIGTERM, by outcome. */
   inFlightAtSigterm?: Record<string, number>;
   files: { attempts?: string; logs: string };
@@ -170,6 +172,10 @@ async function runScenario(
       ...serverEnv,
     };
     const readme = readmeStartCommand();
+    if (s.launchB === "readme") {
+      r.startCommand = readme;
+      prepareOnce(readme, join(outDir, `${s.name}-server-B.log`), log);
+    }
     // A first, alone: it applies the migrations.
     servers.push(await createServerInstance("A", env, join(outDir, `${s.name}-server-A.log`)));
     await servers[0].start();
@@ -227,7 +233,9 @@ async function runScenario(
       );
     }
     // Every load process calling (or one gone, which the report will show), bounded.
-    await Promise.race([Promise.all(ready), Promise.race(reports), sleep(60_000)]);
+    let readyTimer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(ready), Promise.race(reports), new Promise((r) => (readyTimer = setTimeout(r, 60_000)))]);
+    clearTimeout(readyTimer);
     const loadStart = Date.now();
     log(`   load: ${timing.loadProcesses} processes x ${timing.buyersPerProcess} buyers; fault in ${timing.warmupMs} ms`);
     await sleep(timing.warmupMs);
@@ -260,7 +268,9 @@ async function runScenario(
     }
     r.files.attempts = outputs.join(", ");
     r.tokens = await crossCheckTokens(servers, buyers, timing);
+    const restartFailed = Object.entries(window?.notes ?? {}).find(([k, v]) => k.endsWith(" restart") && String(v).startsWith("FAILED"));
     if (faultError) r.error = faultError;
+    else if (restartFailed) r.error = `${restartFailed[0]} ${restartFailed[1]}`;
     if (window) {
       r.fault = { startOffsetMs: window.start - loadStart, durationMs: window.end - window.start, marks: window.marks, notes: window.notes };
       r.availability = availability(attempts, window, { instances: servers.length, recoveryWindowMs: timing.recoveryWindowMs, loadEnd });
@@ -291,6 +301,21 @@ async function runScenario(
     r.seconds = (Date.now() - t0) / 1000;
   }
   return r;
+}
+
+const prepared = new Set<string>();
+
+/** Runs what README runs before its start command (e.g. a build), once per suite run; throws if it fails. */
+function prepareOnce(start: StartCommand, logFile: string, log: (l: string) => void): void {
+  for (const argv of start.prepare) {
+    const key = argv.join(" ");
+    if (prepared.has(key)) continue;
+    log(`   running README's "${key}" first`);
+    const r = spawnSync(argv[0], argv.slice(1), { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
+    appendFileSync(logFile, `$ ${key}\n${r.stdout ?? ""}${r.stderr ?? ""}\n`);
+    if (r.status !== 0) throw new Error(`README's "${key}" failed (${r.status ?? r.signal}); see ${logFile}`);
+    prepared.add(key);
+  }
 }
 
 /**

@@ -1,9 +1,19 @@
+import { constants } from "node:os";
 import { ConfigError, loadConfig } from "./config.js";
 import { createDeps } from "./deps.js";
 import { createLogger } from "./platform/logger.js";
 import { createServer } from "./server.js";
 
+type StopSignal = "SIGTERM" | "SIGINT";
+
 async function main(): Promise<void> {
+  // Until the server is up there is nothing to drain: a stop signal ends the
+  // process at once, as it would without a handler. Handled here all the same,
+  // because as PID 1 in a container a signal without a handler is ignored.
+  let stop = (signal: StopSignal): void => process.exit(128 + constants.signals[signal]);
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+
   let config;
   try {
     config = loadConfig();
@@ -25,18 +35,23 @@ async function main(): Promise<void> {
   if (config.metrics) log.info({ host: config.metrics.host, port: server.metricsPort }, "serving Prometheus metrics at /metrics");
   else log.info("Prometheus metrics are off (METRICS_PORT=off)");
 
+  // One drain, whatever arrives during it: a Ctrl-C under `npm start` reaches
+  // the server twice (from the terminal's process group and forwarded by npm).
   let stopping = false;
-  const stop = async (signal: string) => {
+  stop = (signal) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, "draining");
-    await server.close(); // the public port first, the metrics listener last
-    await deps.close();
-    log.info("stopped");
-    process.exit(0);
+    log.info({ signal, graceMs: config.shutdownGraceMs }, "draining");
+    (async () => {
+      await server.close(); // the public port first, the metrics listener last
+      await deps.close();
+      log.info("stopped");
+      process.exit(0);
+    })().catch((err) => {
+      log.error({ err }, "drain failed");
+      process.exit(1);
+    });
   };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
 }
 
 main().catch((err) => {

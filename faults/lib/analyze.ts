@@ -39,6 +39,8 @@ export interface Availability {
   windowMs: number;
   /** How long after the fault's end infrastructure failures went on, ms. */
   failingAfterEndMs: number;
+  /** The slowest OK call in flight during the fault, ms: a fault can also show as waiting rather than failing. */
+  slowestOkDuringFaultMs: number;
   /** Calls of every kind succeeded on every instance after that, and went on succeeding. */
   recovered: boolean;
   /** Why not, when not. */
@@ -99,7 +101,9 @@ export function availability(attempts: Attempt[], w: FaultWindow, o: { instances
     for (let i = 0; i < o.instances; i++) if (!okAfter.some((a) => a.instance === i)) missing.push(`instance ${"AB"[i] ?? i}`);
     if (missing.length) notRecoveredBecause = `no OK after the last failure for ${missing.join(", ")}`;
   }
+  const okDuring = attempts.filter((a) => a.code === "OK" && a.end >= w.start && a.start <= w.end);
   return {
+    slowestOkDuringFaultMs: okDuring.length ? Math.max(...okDuring.map((a) => a.end - a.start)) : 0,
     faultFailures: during.length,
     failuresBefore: infra.length - during.length,
     windowMs,

@@ -4,7 +4,7 @@
  * the way a real server does at a given moment, a log that can be read back,
  * and the error interceptor in front of an in-memory router.
  */
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -14,7 +14,7 @@ import { QueueService } from "../../gen/boxoffice/queue/v1/queue_service_pb";
 import type { Clock } from "../../src/platform/clock";
 import { createLogger, type Logger } from "../../src/platform/logger";
 import { createErrorInterceptor } from "../../src/rpc/errors";
-import { postgresBinDir, startPostgres, type PostgresServer } from "../harness";
+import { postgresBinDir, startPostgres, type PostgresServer } from "../harness/services";
 
 export type LogLine = { level: number; msg: string; [field: string]: unknown };
 
@@ -30,26 +30,30 @@ export function capturingLogger(): { log: Logger; lines: LogLine[] } {
   return { log: createLogger("info", destination), lines };
 }
 
-/** A PostgreSQL of the suite's own, to stop and start at will. */
+/** A PostgreSQL of the suite's own, to stop and start at will (without blocking the event loop: a server in this process keeps serving meanwhile). */
 export interface StoppablePostgres extends PostgresServer {
   /** `pg_ctl stop -m fast`: sessions get 57P01, then nothing listens. */
-  stopFast(): void;
+  stopFast(): Promise<void>;
   /** `pg_ctl stop -m immediate`: a crash; the next start recovers first (57P03 meanwhile). */
-  crash(): void;
+  crash(): Promise<void>;
   /** Starts it again; `wait: false` returns before it accepts connections. */
-  start(wait?: boolean): void;
+  start(wait?: boolean): Promise<void>;
 }
 
 export async function startStoppablePostgres(): Promise<StoppablePostgres> {
   const pg = await startPostgres();
   const bin = postgresBinDir();
   const dir = join(pg.dataDir, "..");
-  const ctl = (...args: string[]) => {
-    const quoted = [join(bin, "pg_ctl"), "-D", pg.dataDir, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
-    const r =
-      process.getuid?.() === 0 ? spawnSync("su", ["postgres", "-s", "/bin/sh", "-c", quoted], { encoding: "utf8" }) : spawnSync("sh", ["-c", quoted], { encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`pg_ctl ${args.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
-  };
+  const ctl = (...args: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      const quoted = [join(bin, "pg_ctl"), "-D", pg.dataDir, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
+      const child = process.getuid?.() === 0 ? spawn("su", ["postgres", "-s", "/bin/sh", "-c", quoted]) : spawn("sh", ["-c", quoted]);
+      let output = "";
+      child.stdout.on("data", (d) => (output += d));
+      child.stderr.on("data", (d) => (output += d));
+      child.once("error", reject);
+      child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`pg_ctl ${args.join(" ")} failed (${code}):\n${output}`))));
+    });
   const options = `-c listen_addresses=127.0.0.1 -p ${pg.port} -c unix_socket_directories=${dir} -c max_connections=100 -c fsync=off`;
   return {
     ...pg,

@@ -2,6 +2,7 @@
  * One contract, two stores: the Redis store and the single-process store of
  * the embedded default must behave the same.
  */
+import { randomBytes } from "node:crypto";
 import type { AdmissionLimits, QueueStore } from "../../src/modules/queue/queue-store";
 import { memoryFactory, redisFactory, type StoreFactory } from "./store-factories";
 
@@ -214,9 +215,15 @@ describe.each([memoryFactory(), redisFactory()])("queue store contract: $name", 
     });
   });
 
-  test("the token secret is stable for a store", async () => {
-    const a = await store.tokenSecret();
-    expect(a.length).toBeGreaterThanOrEqual(32);
-    expect((await store.tokenSecret()).equals(a)).toBe(true);
+  test("the token secret: the first candidate becomes it and stays; known secrets join the verify set", async () => {
+    const [first, second, older] = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const a = await store.syncTokenSecrets(first, []);
+    expect(a.signing.equals(first)).toBe(true);
+    expect(a.all).toEqual([first]);
+    const b = await store.syncTokenSecrets(second, [older]);
+    expect(b.signing.equals(first)).toBe(true);
+    expect(b.all.map((k) => k.toString("hex")).sort()).toEqual([first, older].map((k) => k.toString("hex")).sort());
+    expect(b.all[0].equals(first)).toBe(true);
+    expect((await store.tokenSecret()).equals(first)).toBe(true);
   });
 });

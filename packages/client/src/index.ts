@@ -17,3 +17,4 @@ export * from "./gen/boxoffice/reservation/v1/reservation_service_pb.js";
 export * from "./gen/boxoffice/wallet/v1/wallet_pb.js";
 export * from "./gen/boxoffice/wallet/v1/wallet_service_pb.js";
 export { ErrorInfoSchema, RetryInfoSchema, type ErrorInfo, type RetryInfo } from "./gen/google/rpc/error_details_pb.js";
+export { durationMs, timestampDate, timestampMs, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";

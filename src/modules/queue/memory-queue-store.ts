@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import {
+  newGenerationId,
   RATE_WINDOW_MS,
   type AdmissionLimits,
   type AdmissionRound,
@@ -78,7 +79,12 @@ export function createMemoryQueueStore(): QueueStore {
   let version = 0;
   const admits = new Map<number, number>();
   let generation: number | undefined;
-  const gen = (now: number) => (generation ??= now);
+  let generationStart = 0;
+  const gen = (now: number) => {
+    if (generation !== undefined) return;
+    generation = newGenerationId();
+    generationStart = now;
+  };
   /** Ticket numbers put back from their tokens in this generation (each only once). */
   const restored = new Set<number>();
   let signing: Buffer | undefined;
@@ -119,7 +125,7 @@ export function createMemoryQueueStore(): QueueStore {
   /** The same rules as the Redis store's STATUS (see RestorePolicy). */
   const putBack = (ref: TicketRef, now: number, p: RestorePolicy): boolean => {
     const o = ref.origin;
-    if (!o || o.generation === generation || now >= generation! + p.windowMs) return false;
+    if (!o || o.generation === generation || now >= generationStart + p.windowMs) return false;
     if (o.state === "ACTIVE" ? o.activeUntil <= now : o.issuedAt <= 0 || o.issuedAt + p.maxAgeMs <= now) return false;
     // A new process numbers from 1 again: a number taken in line stays its holder's.
     if (restored.has(ref.seq) || line.has(ref.seq)) return false;
@@ -157,7 +163,7 @@ export function createMemoryQueueStore(): QueueStore {
     async status(refs: TicketRef[], now, idle, touch, restore?: RestorePolicy) {
       gen(now);
       // Past the window nothing is put back any more: the record of what was can go.
-      if (restore && restored.size && now >= generation! + restore.windowMs) restored.clear();
+      if (restore && restored.size && now >= generationStart + restore.windowMs) restored.clear();
       return refs.map((ref): StoredTicket => {
         let found = lookup(ref.userId, now, idle);
         const back = !found && restore !== undefined && putBack(ref, now, restore);

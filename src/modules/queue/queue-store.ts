@@ -1,3 +1,5 @@
+import { randomInt } from "node:crypto";
+
 /**
  * Where the waiting room lives. Two implementations keep the same contract
  * (test/queue/queue-store.contract.ts runs one suite against both): Redis for
@@ -45,8 +47,8 @@ export interface TicketRef {
 }
 
 /**
- * A store has a generation: the time (ms) it started empty. It is kept with
- * the data, so an empty restart (or a wipe) starts a new one. A ticket missing
+ * A store has a generation: a random id made when it started empty, kept
+ * with the data, so an empty restart (or a wipe) starts a new one. A ticket missing
  * from the generation its token was signed in has expired; missing from a
  * later one, it was lost with the data, and its token can put it back (see
  * RestorePolicy). A WAITING token says when its ticket was issued, an ACTIVE
@@ -139,3 +141,6 @@ export interface QueueStore {
 }
 
 export const RATE_WINDOW_MS = 60_000;
+
+/** The id a new generation gets if a call starts one: random, so two generations never share one. */
+export const newGenerationId = (): number => randomInt(1, 2 ** 48);

@@ -3,6 +3,7 @@ import { Code } from "@connectrpc/connect";
 import { ReplyError, type Redis } from "ioredis";
 import { domainError } from "../../platform/errors.js";
 import {
+  newGenerationId,
   RATE_WINDOW_MS,
   type AdmissionLimits,
   type AdmissionRound,
@@ -30,8 +31,9 @@ import {
  *   P:admits     HASH second -> admissions, the last minute only (observed rate)
  *   P:sweep      idle-sweep cursor (ticket number)
  *   P:ver        bumped whenever someone's position or state may have changed
- *   P:gen        the generation: when this data started (ms). Missing: the data is new or was
- *                lost (an empty restart); the next script starts a new one (see TicketOrigin)
+ *   P:gen        the generation, "id:start": a random id and when this data started (ms).
+ *                Missing: the data is new or was lost (an empty restart); the next script
+ *                starts a new one (see TicketOrigin)
  *   P:born       ZSET minute -> first ticket number issued in it, so a WAITING token (which
  *                says when its ticket was issued) is the same whenever it is asked for again,
  *                at no cost per user; one entry per minute with arrivals, the last day's only
@@ -80,12 +82,16 @@ end
 local function raise(floor)
   if floor > tonumber(redis.call('GET', P .. 'seq') or '0') then redis.call('SET', P .. 'seq', string.format('%d', floor)) end
 end
-local function generation(now, floor)
+-- The generation's id and start; \`id\` (random, from the caller) names a new one.
+local function generation(now, floor, id)
   local g = redis.call('GET', P .. 'gen')
-  if g then return tonumber(g) end
-  redis.call('SET', P .. 'gen', string.format('%d', now))
+  if g then
+    local i, start = string.match(g, '^(%d+):(%d+)$')
+    return tonumber(i), tonumber(start)
+  end
+  redis.call('SET', P .. 'gen', string.format('%d:%d', id, now))
   raise(floor)
-  return now
+  return id, now
 end
 -- When ticket \`seq\` was issued (its minute, ms), or 0 when unknown.
 local function born(seq)
@@ -95,10 +101,10 @@ local function born(seq)
 end
 `;
 
-// ARGV: P, user, now, idle, floor. Returns seq, state, expiry, position, generation, issued.
+// ARGV: P, user, now, idle, floor, new generation id. Returns seq, state, expiry, position, generation, issued.
 const ISSUE = `${COMMON}
 local u, now, idle, floor = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local gen = generation(now, floor)
+local gen = generation(now, floor, tonumber(ARGV[6]))
 local seq, st, x = lookup(u, now, idle)
 if st == 'A' then return {seq, 2, x, -1, gen, born(seq)} end
 if st == 'W' then
@@ -117,14 +123,14 @@ return {seq, 1, now + idle, redis.call('ZRANK', WAIT, u), gen, minute * 60000}
 
 // ARGV: P, now, idle, touch (1: keep WAITING in line), use (> 0: a gated call keeps an
 // ACTIVE slot this long), restore (1: put lost tickets back), maxActive, activeIdle, window,
-// maxAge, then per ref: user, seq, the token's generation (0: none), kind (1 WAITING,
+// maxAge, new generation id, then per ref: user, seq, the token's generation (0: none), kind (1 WAITING,
 // 2 ACTIVE), its time (issued / active until). Returns the generation, then state,
 // position, expiry, restored per ref.
 const STATUS = `${COMMON}
 local now, idle, touch, use = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1', tonumber(ARGV[5])
 local restore, maxActive, activeIdle = ARGV[6] == '1', tonumber(ARGV[7]), tonumber(ARGV[8])
 local window, maxAge = tonumber(ARGV[9]), tonumber(ARGV[10])
-local gen = generation(now, 0)
+local gen, genStart = generation(now, 0, tonumber(ARGV[11]))
 local RESTORED = P .. 'restored'
 
 -- The ticket of a token from an older generation, lost with the data: back at its number.
@@ -140,17 +146,18 @@ local function putBack(u, seq, kind, t)
     if kind == 1 then redis.call('ZADD', P .. 'born', 'LT', seq, math.floor(t / 60000)) end
   end
   raise(seq)
-  redis.call('PEXPIREAT', RESTORED, gen + window)
+  -- Relative: Redis expires by its own clock, the window is on the callers' (tests run on a manual one).
+  redis.call('PEXPIRE', RESTORED, genStart + window - now)
   redis.call('INCR', P .. 'ver')
 end
 local function restorable(tgen, kind, t)
-  if not restore or tgen == 0 or tgen == gen or now >= gen + window then return false end
+  if not restore or tgen == 0 or tgen == gen or now >= genStart + window then return false end
   if kind == 2 then return t > now end
   return t > 0 and t + maxAge > now
 end
 
 local out = {gen}
-for i = 11, #ARGV, 5 do
+for i = 12, #ARGV, 5 do
   local u, want = ARGV[i], tonumber(ARGV[i + 1])
   local tgen, kind, t = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   local seq, st, x = lookup(u, now, idle)
@@ -184,12 +191,13 @@ end
 return out
 `;
 
-// ARGV: P, now, maxActive, ratePerSecond, burst, activeTtl, idle, sweepBatch, rateWindow, activeIdle, floor
+// ARGV: P, now, maxActive, ratePerSecond, burst, activeTtl, idle, sweepBatch, rateWindow, activeIdle, floor,
+// new generation id
 const ADMIT = `${COMMON}
 local now, maxActive, rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local ttl, idle, sweepN, window = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local activeIdle, floor = tonumber(ARGV[10]), tonumber(ARGV[11])
-local gen = generation(now, floor)
+local gen = generation(now, floor, tonumber(ARGV[12]))
 raise(floor)
 
 -- 1. Active windows that ran out free their slot, and so do actives that went idle.
@@ -359,7 +367,7 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
   return {
     kind: "redis",
     async issue(userId, now, idleTtlMs) {
-      const [seq, state, expiresAt, position, generation, issuedAt] = await reachable(() => r.queueIssue(prefix, userId, now, idleTtlMs, highestSeq));
+      const [seq, state, expiresAt, position, generation, issuedAt] = await reachable(() => r.queueIssue(prefix, userId, now, idleTtlMs, highestSeq, newGenerationId()));
       saw(seq);
       return { userId, seq, state: STATES[state], position, expiresAt, generation, issuedAt };
     },
@@ -369,7 +377,7 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
       const policy = restore ? [1, restore.maxActive, restore.activeIdleTtlMs, restore.windowMs, restore.maxAgeMs] : [0, 0, 0, 0, 0];
       for (let i = 0; i < refs.length; i += STATUS_CHUNK) {
         const chunk = refs.slice(i, i + STATUS_CHUNK);
-        const args: (string | number)[] = [prefix, now, idleTtlMs, touch === true ? 1 : 0, use, ...policy];
+        const args: (string | number)[] = [prefix, now, idleTtlMs, touch === true ? 1 : 0, use, ...policy, newGenerationId()];
         for (const ref of chunk) {
           saw(ref.seq);
           args.push(ref.userId, ref.seq, ...originArgs(ref));
@@ -396,6 +404,7 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
           RATE_WINDOW_MS,
           l.activeIdleTtlMs,
           highestSeq,
+          newGenerationId(),
         ),
       );
       return {

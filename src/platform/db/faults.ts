@@ -71,8 +71,9 @@ const MAX_DEPTH = 5;
  * attempts (AggregateError).
  */
 export function databaseFault(err: unknown, depth = 0): DatabaseFault | undefined {
-  if (!(err instanceof Error) || depth > MAX_DEPTH) return undefined;
-  const own = ownFault(err);
+  // Duck-typed: socket errors are Node's own, of the main realm, not of a VM context (Jest's) this module may run in.
+  if (typeof err !== "object" || err === null || depth > MAX_DEPTH) return undefined;
+  const own = ownFault(err as ErrorFields);
   if (own) return own;
   const wrapped = err as { cause?: unknown; previous?: unknown; errors?: unknown };
   for (const inner of [wrapped.cause, wrapped.previous, ...(Array.isArray(wrapped.errors) ? wrapped.errors : [])]) {
@@ -82,8 +83,15 @@ export function databaseFault(err: unknown, depth = 0): DatabaseFault | undefine
   return undefined;
 }
 
-function ownFault(err: Error): DatabaseFault | undefined {
-  const { code, syscall } = err as { code?: unknown; syscall?: unknown };
+interface ErrorFields {
+  code?: unknown;
+  syscall?: unknown;
+  name?: unknown;
+  message?: unknown;
+}
+
+function ownFault(err: ErrorFields): DatabaseFault | undefined {
+  const { code, syscall, name, message } = err;
   if (typeof code === "string") {
     const known = SQLSTATES[code];
     if (known) return known;
@@ -93,9 +101,9 @@ function ownFault(err: Error): DatabaseFault | undefined {
     // A Unix socket path with no server behind it.
     if (code === "ENOENT" && syscall === "connect") return { reason: "DATABASE_UNAVAILABLE", kind: code };
   }
-  if (err.name === "KnexTimeoutError") return { reason: "DATABASE_UNAVAILABLE", kind: "pool acquire timeout" };
+  if (name === "KnexTimeoutError") return { reason: "DATABASE_UNAVAILABLE", kind: "pool acquire timeout" };
   if (err instanceof LockWaitTimeoutException) return { reason: "LOCK_TIMEOUT", kind: "lock wait timeout" };
   if (err instanceof ConnectionException) return { reason: "DATABASE_UNAVAILABLE", kind: "connection exception" };
-  for (const [pattern, kind] of LOST_CONNECTION) if (pattern.test(err.message)) return { reason: "DATABASE_UNAVAILABLE", kind };
+  if (typeof message === "string") for (const [pattern, kind] of LOST_CONNECTION) if (pattern.test(message)) return { reason: "DATABASE_UNAVAILABLE", kind };
   return undefined;
 }

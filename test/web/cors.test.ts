@@ -1,0 +1,99 @@
+/**
+ * The page and the API live on different origins (another port, or another
+ * host name): the browser lets the page call the API only if the API's
+ * CORS_ORIGINS names the page's origin. One page server, reached as
+ * http://127.0.0.1:P (listed) and http://localhost:P (not listed); and an
+ * API with CORS_ORIGINS unset.
+ */
+import {
+  BROWSER_TEST_TIMEOUT_MS,
+  builtPage,
+  launchChromium,
+  noticeFor,
+  openSeatMap,
+  screenshot,
+  signIn,
+  startStack,
+  type Stack,
+  type TestBrowser,
+} from "./support";
+
+jest.setTimeout(BROWSER_TEST_TIMEOUT_MS);
+
+let page: { dir: string; remove(): void };
+let chromium: TestBrowser;
+let stack: Stack;
+
+beforeAll(async () => {
+  page = await builtPage();
+  chromium = await launchChromium();
+  stack = await startStack(page.dir);
+});
+afterAll(async () => {
+  await stack?.stop();
+  await chromium?.close();
+  page?.remove();
+});
+
+/** What the API answers a browser's preflight from `origin`. */
+async function preflight(apiBaseUrl: string, origin: string): Promise<string | null> {
+  const res = await fetch(`${apiBaseUrl}/boxoffice.concert.v1.ConcertService/ListAvailableDates`, {
+    method: "OPTIONS",
+    headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type,x-queue-token,connect-protocol-version" },
+  });
+  return res.headers.get("access-control-allow-origin");
+}
+
+describe.each(["connect", "grpc-web"])("over %s", (protocol) => {
+  test("a page on an origin in CORS_ORIGINS books through the API, gated calls (x-queue-token) included", async () => {
+    expect(new URL(stack.url).origin).not.toBe(new URL(stack.api.baseUrl).origin);
+    expect(await preflight(stack.api.baseUrl, new URL(stack.url).origin)).toBe(new URL(stack.url).origin);
+    const context = await chromium.context();
+    try {
+      const p = await context.newPage();
+      await signIn(p, `${stack.url}?protocol=${protocol}`, `cors-${protocol}`);
+      await openSeatMap(p, "seventeen-follow-2027", "2027-05-22");
+      expect(await p.locator("[data-testid=free-count]").innerText()).toBe("50 of 50 seats free");
+      expect(await p.locator("[data-testid=notice][data-reason=UNREACHABLE]").count()).toBe(0);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a page on an origin not in CORS_ORIGINS is blocked by the browser and says so", async () => {
+    const foreign = stack.url.replace("127.0.0.1", "localhost");
+    expect(await preflight(stack.api.baseUrl, new URL(foreign).origin)).toBeNull();
+    const context = await chromium.context();
+    try {
+      const p = await context.newPage();
+      const blocked: string[] = [];
+      p.on("console", (m) => m.type() === "error" && /CORS/i.test(m.text()) && blocked.push(m.text()));
+      await p.goto(`${foreign}?protocol=${protocol}`);
+      const words = await noticeFor(p, "UNREACHABLE");
+      expect(words).toContain("We can't reach the box office from this page.");
+      expect(words).toContain("CORS_ORIGINS");
+      // The browser, not the server, refused: it says so on the console.
+      expect(blocked.length).toBeGreaterThan(0);
+      // Nothing to sign in to: the page could not learn the server's auth mode.
+      expect(await p.locator("[data-testid=signin]").isDisabled()).toBe(true);
+      if (protocol === "connect") await screenshot(p, "09-refused-cross-origin");
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+test("with CORS_ORIGINS unset the API sends no CORS headers: a page on another origin cannot call it", async () => {
+  const closed = await startStack(page.dir, { cors: () => "" });
+  const context = await chromium.context();
+  try {
+    expect(await preflight(closed.api.baseUrl, new URL(closed.url).origin)).toBeNull();
+    const p = await context.newPage();
+    await p.goto(closed.url);
+    await noticeFor(p, "UNREACHABLE");
+    expect(await p.locator(".mini").count()).toBe(0);
+  } finally {
+    await context.close();
+    await closed.stop();
+  }
+});
