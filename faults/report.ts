@@ -1,4 +1,5 @@
 /** The suite's report for a terminal: one summary table, then what each scenario saw. */
+import { cpus } from "node:os";
 import { table } from "../bench/lib/load";
 import type { ScenarioReport, SuiteReport } from "./suite";
 
@@ -55,7 +56,7 @@ export function details(r: ScenarioReport): string {
     const a = r.availability;
     out.push(
       `  availability: ${a.faultFailures} infrastructure failures from the fault on, window ${a.windowMs} ms, still failing ${a.failingAfterEndMs} ms after the fault ended; ` +
-        `slowest OK call during the fault ${a.slowestOkDuringFaultMs} ms; ` +
+        `slowest OK call during the fault ${a.slowestOkDuringFaultMs} ms; ${a.strayFailures} stray failures later; ` +
         `recovered by itself: ${yesNo(a.recovered)}${a.notRecoveredBecause ? ` (${a.notRecoveredBecause})` : ""}${a.failuresBefore ? `; ${a.failuresBefore} failures BEFORE the fault` : ""}`,
     );
   }
@@ -64,7 +65,7 @@ export function details(r: ScenarioReport): string {
     const q = r.queue;
     const t = r.tokens;
     out.push(
-      `  queue: ${q ? `${q.placesLost} places lost (${q.buyersWhoLostPlace} buyers), ${q.endedByUnansweredPayment} tokens ended by an unanswered payment, ${q.movedBack} moved back in line` : "-"}; ` +
+      `  queue: ${q ? `${q.placesLost} places lost (${q.buyersWhoLostPlace} buyers), ${q.endedByUnansweredPayment} tokens ended by an unanswered payment, ${q.movedBack} moved back in line, ${q.demoted} sent back from ACTIVE to WAITING` : "-"}; ` +
         (t
           ? `token split ${t.split} of ${t.users} users (different token strings ${t.differentTokens}, unanswered ${t.unanswered}); SERVING at the end: ${t.servingAtEnd.map(yesNo).join("/")}`
           : ""),
@@ -81,6 +82,7 @@ export function details(r: ScenarioReport): string {
     );
     for (const e of c.examples) out.push(`    ${e}`);
   }
+  if (r.loadAverage) out.push(`  machine load (1-min average, ${cpus().length} cores): ${r.loadAverage.atFault} at the fault, ${r.loadAverage.atEnd} at the end`);
   if (r.outcomes) out.push(`  buyer rounds: ${top(r.outcomes, 10)}${r.holdKeySent === false ? " (HoldSeat sent without idempotency_key: the schema has none)" : ""}`);
   if (r.loadProcessErrors?.length) out.push(`  load processes: ${r.loadProcessErrors.join("; ")}`);
   return out.join("\n");

@@ -9,7 +9,7 @@
  */
 import { fork, spawnSync, type ChildProcess } from "node:child_process";
 import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb";
 import { QueueStatus } from "../gen/boxoffice/queue/v1/queue_pb";
@@ -75,6 +75,8 @@ export interface ScenarioReport {
   startCommand?: StartCommand;
   /** In-flight calls on the drained instance at SIGTERM, by outcome. */
   inFlightAtSigterm?: Record<string, number>;
+  /** 1-minute load average of the machine when the fault came and when the load stopped: others' work shows here. */
+  loadAverage?: { atFault: number; atEnd: number };
   files: { attempts?: string; logs: string };
 }
 
@@ -240,6 +242,7 @@ async function runScenario(
     log(`   load: ${timing.loadProcesses} processes x ${timing.buyersPerProcess} buyers; fault in ${timing.warmupMs} ms`);
     await sleep(timing.warmupMs);
 
+    const loadAtFault = loadavg()[0];
     let window: FaultWindow | undefined;
     let faultError: string | undefined;
     try {
@@ -251,6 +254,7 @@ async function runScenario(
     await sleep(timing.tailMs);
     for (const w of workers) if (w.connected) w.send("stop");
     const loadEnd = Date.now();
+    r.loadAverage = { atFault: Number(loadAtFault.toFixed(2)), atEnd: Number(loadavg()[0].toFixed(2)) };
     const killTimer = setTimeout(() => workers.forEach((w) => w.exitCode === null && w.kill("SIGKILL")), 3000 + timing.callTimeoutMs + 15_000);
     const settled = await Promise.all(reports);
     clearTimeout(killTimer);

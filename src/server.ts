@@ -1,5 +1,6 @@
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import { setMaxListeners } from "node:events";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { Code, cors as connectCors } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -53,6 +54,7 @@ export function createServer(deps: Deps): AppServer {
   const health = createHealthState();
   const draining = new AbortController();
   const graceOver = new AbortController();
+  setMaxListeners(0, graceOver.signal); // one listener per running call
   const callContext = createCallContext(limits.trustProxyHops);
   const drain = createDrainInterceptor(
     { draining: draining.signal, graceOver: graceOver.signal },

@@ -31,13 +31,15 @@ export interface CallFigures {
 }
 
 export interface Availability {
-  /** Infrastructure failures (UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, CANCELLED, transport, INTERNAL) ending at or after the fault's start. */
+  /** Infrastructure failures (UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, CANCELLED, transport, INTERNAL) of the fault: from its start until the system recovered. */
   faultFailures: number;
   /** Infrastructure failures before the fault (should be 0). */
   failuresBefore: number;
-  /** First to last of those failures, ms (0 when none). */
+  /** Infrastructure failures after the system had recovered (after a quiet spell of QUIET_MS): noise, or a later relapse. */
+  strayFailures: number;
+  /** First to last of those failures, ms (0 when none): the unavailability window. */
   windowMs: number;
-  /** How long after the fault's end infrastructure failures went on, ms. */
+  /** How long after the fault's end its failures went on, ms. */
   failingAfterEndMs: number;
   /** The slowest OK call in flight during the fault, ms: a fault can also show as waiting rather than failing. */
   slowestOkDuringFaultMs: number;
@@ -56,6 +58,8 @@ export interface QueueFigures {
   endedByUnansweredPayment: number;
   /** Tokens whose WAITING position went up between two answers (someone got ahead). */
   movedBack: number;
+  /** Tokens that were ACTIVE (admitted) and later WAITING again: the buyer was sent back into the line. */
+  demoted: number;
 }
 
 export function callFigures(attempts: Attempt[]): CallFigures {
@@ -84,18 +88,37 @@ export function callFigures(attempts: Attempt[]): CallFigures {
 /** RPCs a buyer's round needs; after a fault each must succeed again on every live instance. */
 const CORE_RPCS = ["IssueToken", "HoldSeat", "ChargeBalance", "PayReservation"] as const;
 
+/**
+ * Failures after the fault's end belong to it while they keep coming: a run of
+ * failures with gaps shorter than this. A failure after a longer quiet spell
+ * is a stray (counted, reported), not the fault still going on.
+ */
+const QUIET_MS = 2000;
+
 export function availability(attempts: Attempt[], w: FaultWindow, o: { instances: number; recoveryWindowMs: number; loadEnd: number }): Availability {
-  const infra = attempts.filter(isInfraFailure);
-  const during = infra.filter((a) => a.end >= w.start);
-  const windowMs = during.length ? Math.max(...during.map((a) => a.end)) - Math.min(...during.map((a) => a.start)) : 0;
-  const after = infra.filter((a) => a.start >= w.end);
-  const lastFailure = after.length ? Math.max(...after.map((a) => a.end)) : w.end;
-  const failingAfterEndMs = lastFailure - w.end;
+  const infra = attempts.filter(isInfraFailure).sort((a, b) => a.start - b.start);
+  const fromFault = infra.filter((a) => a.end >= w.start);
+  let recoveredAt = w.end;
+  let strays = 0;
+  const ofFault: Attempt[] = [];
+  for (const a of fromFault) {
+    // Sorted by start: once one failure comes after a quiet spell, so do all later ones.
+    if (a.start > recoveredAt + QUIET_MS) {
+      strays++;
+      continue;
+    }
+    ofFault.push(a);
+    recoveredAt = Math.max(recoveredAt, a.end);
+  }
+  const windowMs = ofFault.length ? Math.max(...ofFault.map((a) => a.end)) - ofFault[0].start : 0;
+  const failingAfterEndMs = recoveredAt - w.end;
   let notRecoveredBecause: string | undefined;
   if (failingAfterEndMs > o.recoveryWindowMs) notRecoveredBecause = `calls still failed ${failingAfterEndMs} ms after the fault ended (limit ${o.recoveryWindowMs} ms)`;
-  else if (o.loadEnd - lastFailure < 1000) notRecoveredBecause = "calls failed until the load ended";
+  else if (o.loadEnd - recoveredAt < QUIET_MS) notRecoveredBecause = "calls failed until the load ended";
+  else if (strays > Math.max(3, 0.01 * attempts.filter((a) => a.start >= recoveredAt).length))
+    notRecoveredBecause = `${strays} failures came back after a quiet spell (more than 3 and 1 % of the calls after it)`;
   else {
-    const okAfter = attempts.filter((a) => a.code === "OK" && a.start >= lastFailure);
+    const okAfter = attempts.filter((a) => a.code === "OK" && a.start >= recoveredAt);
     const missing: string[] = [];
     for (const rpc of CORE_RPCS) if (!okAfter.some((a) => a.rpc === rpc)) missing.push(rpc);
     for (let i = 0; i < o.instances; i++) if (!okAfter.some((a) => a.instance === i)) missing.push(`instance ${"AB"[i] ?? i}`);
@@ -103,11 +126,12 @@ export function availability(attempts: Attempt[], w: FaultWindow, o: { instances
   }
   const okDuring = attempts.filter((a) => a.code === "OK" && a.end >= w.start && a.start <= w.end);
   return {
-    slowestOkDuringFaultMs: okDuring.length ? Math.max(...okDuring.map((a) => a.end - a.start)) : 0,
-    faultFailures: during.length,
-    failuresBefore: infra.length - during.length,
+    faultFailures: ofFault.length,
+    failuresBefore: infra.length - fromFault.length,
+    strayFailures: strays,
     windowMs,
     failingAfterEndMs,
+    slowestOkDuringFaultMs: okDuring.length ? Math.max(...okDuring.map((a) => a.end - a.start)) : 0,
     recovered: !notRecoveredBecause,
     notRecoveredBecause,
   };
@@ -119,7 +143,7 @@ export function queueFigures(attempts: Attempt[]): QueueFigures {
     const t = (a.token ?? a.ok?.token)!;
     byToken.set(t, [...(byToken.get(t) ?? []), a]);
   }
-  const q: QueueFigures = { placesLost: 0, buyersWhoLostPlace: 0, endedByUnansweredPayment: 0, movedBack: 0 };
+  const q: QueueFigures = { placesLost: 0, buyersWhoLostPlace: 0, endedByUnansweredPayment: 0, movedBack: 0, demoted: 0 };
   const losers = new Set<string>();
   for (const list of byToken.values()) {
     list.sort((x, y) => x.start - y.start);
@@ -128,6 +152,8 @@ export function queueFigures(attempts: Attempt[]): QueueFigures {
     let payUnanswered = false;
     let lastPosition: number | undefined;
     let movedBack = false;
+    let admitted = false;
+    let demoted = false;
     for (const a of list) {
       const status = a.code === "OK" ? a.ok?.queueStatus : undefined;
       const gone =
@@ -145,6 +171,8 @@ export function queueFigures(attempts: Attempt[]): QueueFigures {
         break;
       }
       if (status === "WAITING" || status === "ACTIVE" || (a.code === "OK" && a.rpc !== "GetQueueStatus" && a.rpc !== "IssueToken")) live = true;
+      if (status === "ACTIVE" || (a.code === "OK" && a.rpc !== "GetQueueStatus" && a.rpc !== "IssueToken")) admitted = true;
+      if (admitted && (status === "WAITING" || a.reason === "QUEUE_TOKEN_WAITING")) demoted = true;
       if (status === "WAITING") {
         if (lastPosition !== undefined && a.ok!.position! > lastPosition) movedBack = true;
         lastPosition = a.ok!.position;
@@ -155,6 +183,7 @@ export function queueFigures(attempts: Attempt[]): QueueFigures {
       }
     }
     if (movedBack) q.movedBack++;
+    if (demoted) q.demoted++;
   }
   q.buyersWhoLostPlace = losers.size;
   return q;

@@ -118,7 +118,9 @@ async function logical<I extends DescMessage, O extends DescMessage>(
   let last: Failure = { code: "TRANSPORT", message: "no attempt made (stopping)" };
   for (let retry = 0; retry < input.maxAttempts && Date.now() < budgetEnd; retry++) {
     const start = Date.now();
-    const timeoutMs = Math.max(1, Math.min(input.callTimeoutMs, budgetEnd - start));
+    // Every attempt gets the full deadline, also near the budget's or the run's end: a deadline
+    // cut short by the harness would read as the server's DEADLINE_EXCEEDED.
+    const timeoutMs = input.callTimeoutMs;
     const base = { buyer: b.userId, protocol: b.caller.protocol, rpc, instance, round, retry, key: o.key, token: o.token };
     try {
       const value = await b.caller.call(instance, method, req, { token: o.gated ? o.token : undefined, timeoutMs });
@@ -130,7 +132,7 @@ async function logical<I extends DescMessage, O extends DescMessage>(
       if (!isRetryable(last.code, last.reason)) return { ok: false, failure: last, ambiguous, gaveUp: false };
       ambiguous ||= isAmbiguous(last.code, last.reason);
       instance = 1 - instance;
-      await sleep(Math.min(1000, 100 * 2 ** retry, budgetEnd - Date.now()));
+      await sleep(Math.min(1000, 100 * 2 ** retry));
     }
   }
   return { ok: false, failure: last, ambiguous, gaveUp: true };

@@ -69,8 +69,16 @@ export function createGrpcCaller(ports: number[]): Caller {
   };
 }
 
+/**
+ * Idle keep-alive sockets are dropped after 4 s, before the server's
+ * KEEPALIVE_TIMEOUT (5 s) closes them: reusing a socket the server is closing
+ * fails with ECONNRESET, a race of HTTP/1.1 itself (browsers retry it on their
+ * own) that would read as a fault long after the real one.
+ */
+const IDLE_SOCKET_MS = 4000;
+
 export function createConnectCaller(ports: number[]): Caller {
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const agent = new Agent({ keepAlive: true, maxSockets: 64, timeout: IDLE_SOCKET_MS });
   const transports: Transport[] = ports.map((port) =>
     createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "1.1", useBinaryFormat: false, nodeOptions: { agent } }),
   );

@@ -95,11 +95,16 @@ export function redact(url: string): string {
   }
 }
 
-/** Polite QUIT where the connection is up; a node that is down is just dropped (and not retried). */
+/**
+ * Polite QUIT where the connection is up; a node that is down is just dropped
+ * (and not retried). A Sentinel client is disconnected instead: only that
+ * also closes its connections to the sentinels (QUIT leaves them open).
+ */
 export async function closeRedis(clients: Redis[]): Promise<void> {
   await Promise.all(
     clients.map(async (c) => {
-      if (c.status !== "ready") return c.disconnect();
+      if (c.status === "end") return;
+      if (c.status !== "ready" || c.options.sentinels?.length) return c.disconnect();
       await c.quit().catch(() => c.disconnect());
     }),
   );

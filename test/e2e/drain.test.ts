@@ -5,13 +5,12 @@
  * INTERNAL, ABORTED or CANCELLED, and the calls that fail are the ones the
  * server never ran, or was still running when the grace period ended.
  */
-import { ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { fork } from "node:child_process";
+import { join } from "node:path";
 import { Client } from "pg";
-import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb";
-import { codeName } from "../../src/rpc/codes";
 import { createTestDatabase, startTestServer, type TestDatabase, type TestServer } from "../harness";
+import type { Command, Outcome, Reply, Request } from "./drain-callers";
 import { collect, grpc, grpcJsClient, serverStream, unary } from "./grpc-js";
 
 let db: TestDatabase;
@@ -53,75 +52,53 @@ async function untilWaiting(calls: number): Promise<void> {
   throw new Error(`fewer than ${calls} calls ever waited for the lock`);
 }
 
-/** "OK" or the status name the client reported, with its message for the failure report. */
-type Outcome = { code: string; message: string };
-
-interface Caller {
-  name: string;
-  listConcerts(): Promise<Outcome>;
-  close(): void;
-}
-
-function grpcJsCaller(port: number): Caller {
-  const client = grpcJsClient(port);
+/** The clients, in a process of their own (see drain-callers.ts), connected to `port`. */
+function startCallers(baseUrl: string, port: number) {
+  const child = fork(join(__dirname, "drain-callers.ts"), [baseUrl, String(port)], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  let next = 0;
+  const pending = new Map<number, (outcomes: Outcome[]) => void>();
+  child.on("message", (reply: Reply) => pending.get(reply.id)?.(reply.outcomes));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const send = (request: Request) =>
+    new Promise<Outcome[]>((resolve, reject) => {
+      const id = next++;
+      pending.set(id, resolve);
+      child.once("exit", (code) => reject(new Error(`the callers' process exited (${code})`)));
+      child.send({ ...request, id } satisfies Command);
+    });
   return {
-    name: "grpc-js",
-    listConcerts: () =>
-      unary(client, ConcertService.method.listConcerts, {}).then(
-        (r) => ({ code: r.message.concerts.length === 4 ? "OK" : "WRONG_ANSWER", message: "" }),
-        (err: grpc.ServiceError) => ({ code: grpc.status[err.code], message: err.details }),
-      ),
-    close: () => client.close(),
+    /** `n` concurrent calls from every client; `http1: false` leaves out Connect over HTTP/1.1. */
+    wave: (n: number, { http1 = true } = {}) => send({ cmd: "wave", n, http1 }),
+    refusedStream: () => send({ cmd: "refused-stream" }),
+    async exit() {
+      if (child.connected) child.send({ id: next++, cmd: "exit" } satisfies Command);
+      await exited;
+    },
   };
 }
 
-function connectCaller(name: string, transport: Transport): Caller {
-  const client = createClient(ConcertService, transport);
-  return {
-    name,
-    listConcerts: () =>
-      client.listConcerts({}).then(
-        (r) => ({ code: r.concerts.length === 4 ? "OK" : "WRONG_ANSWER", message: "" }),
-        (err: unknown) => {
-          const e = ConnectError.from(err);
-          return { code: codeName(e.code), message: e.rawMessage };
-        },
-      ),
-    close: () => undefined,
-  };
-}
+const codes = (outcomes: Outcome[]) => [...new Set(outcomes.map((o) => o.code))].sort();
+const report = (outcomes: Outcome[]) => outcomes.map((o) => `${o.caller}: ${o.code} ${o.message}`).join("\n");
+/** All `outcomes` are `code`; on failure, says who got what. */
+const expectAll = (outcomes: Outcome[], code: string) =>
+  expect({ codes: codes(outcomes), report: report(outcomes) }).toEqual({ codes: [code], report: report(outcomes) });
 
-function callers(baseUrl: string, port: number, { http1 = true } = {}): Caller[] {
-  const list = [
-    grpcJsCaller(port),
-    connectCaller("connect-node gRPC", createGrpcTransport({ baseUrl })),
-    connectCaller("connect-node gRPC-Web h2", createGrpcWebTransport({ baseUrl, httpVersion: "2" })),
-    connectCaller("connect-node Connect h2", createConnectTransport({ baseUrl, httpVersion: "2" })),
-  ];
-  if (http1) list.push(connectCaller("connect-node Connect HTTP/1.1", createConnectTransport({ baseUrl, httpVersion: "1.1" })));
-  return list;
-}
-
-/** `n` concurrent calls from every caller; resolves with "<caller>: <code>" per call. */
-function wave(all: Caller[], n: number): Promise<Array<Outcome & { caller: string }>> {
-  return Promise.all(all.flatMap((c) => Array.from({ length: n }, () => c.listConcerts().then((o) => ({ ...o, caller: c.name })))));
-}
-
-const codes = (results: Array<Outcome & { caller: string }>) => [...new Set(results.map((r) => r.code))].sort();
-const describeAll = (results: Array<Outcome & { caller: string }>) => results.map((r) => `${r.caller}: ${r.code} ${r.message}`).join("\n");
+jest.setTimeout(60_000);
 
 test("a burst during the drain: calls already running complete OK; calls that arrive on open connections, or after the port closed, fail UNAVAILABLE; nothing else", async () => {
-  const all = callers(s.baseUrl, s.port);
-  const h2Only = all.filter((c) => !c.name.includes("HTTP/1.1"));
+  const callers = startCallers(s.baseUrl, s.port);
+  const watchClient = grpcJsClient(s.port);
   try {
     // Every client has its connection before anything blocks.
-    expect(codes(await wave(all, 1))).toEqual(["OK"]);
+    expectAll(await callers.wave(1), "OK");
 
     const release = await blockCatalog();
-    const running = wave(all, 3);
-    await untilWaiting(all.length * 3);
+    const running = callers.wave(3);
+    await untilWaiting(5 * 3);
 
-    const watchClient = grpcJsClient(s.port);
     const watch = serverStream(watchClient, Health.method.watch, { service: "" });
     let first!: () => void;
     const gotFirst = new Promise<void>((r) => (first = r));
@@ -130,85 +107,63 @@ test("a burst during the drain: calls already running complete OK; calls that ar
 
     let closed = false;
     const closing = s.server.close(10_000).then(() => (closed = true));
-    // Sent after the drain began, on connections that are still open (each
-    // has calls running): the server answers them without running them.
-    // (HTTP/1.1 opens a new socket per concurrent call: covered below, once the port is closed.)
-    const arrivedDuringDrain = wave(h2Only, 5);
+    // Sent after the drain began, on HTTP/2 connections that are still open
+    // (each has calls running): the server answers them without running them.
+    // (Connect over HTTP/1.1 opens a socket per concurrent call: it meets the closed port below.)
+    const arrivedDuringDrain = callers.wave(5, { http1: false });
     await new Promise((r) => setTimeout(r, 100));
-    const arrivedLater = wave(h2Only, 5);
+    const arrivedLater = callers.wave(5, { http1: false });
 
     // A health check on an open connection still answers: NOT_SERVING.
-    const check = await unary(watchClient, Health.method.check, { service: "" }).then(
-      (r) => r.message.status,
-      (err: grpc.ServiceError) => grpc.status[err.code],
-    );
-    expect(check).toBe(Status.NOT_SERVING);
+    const check = await unary(watchClient, Health.method.check, { service: "" });
+    expect(check.message.status).toBe(Status.NOT_SERVING);
     expect((await watched).status.code).toBe(grpc.status.UNAVAILABLE);
 
-    const during = [...(await arrivedDuringDrain), ...(await arrivedLater)];
+    expectAll([...(await arrivedDuringDrain), ...(await arrivedLater)], "UNAVAILABLE");
     expect(closed).toBe(false);
     await release();
-    const completed = await running;
+    expectAll(await running, "OK");
     await closing;
-    watchClient.close();
     // After the drain: no connection to be had.
-    const afterwards = await wave(all, 3);
-
-    const report = `in flight:\n${describeAll(completed)}\nduring the drain:\n${describeAll(during)}\nafterwards:\n${describeAll(afterwards)}`;
-    expect({ running: codes(completed), during: codes(during), afterwards: codes(afterwards), report }).toEqual({
-      running: ["OK"],
-      during: ["UNAVAILABLE"],
-      afterwards: ["UNAVAILABLE"],
-      report,
-    });
+    expectAll(await callers.wave(3), "UNAVAILABLE");
   } finally {
-    for (const c of all) c.close();
+    watchClient.close();
+    await callers.exit();
   }
 });
 
 test("calls still running when the grace period ends fail UNAVAILABLE for every client, and close() returns soon after", async () => {
   // connect-node reports on stderr a handler whose client is gone by the time it answers.
   const stderr = jest.spyOn(console, "error").mockImplementation(() => undefined);
-  const all = callers(s.baseUrl, s.port);
+  const callers = startCallers(s.baseUrl, s.port);
   try {
-    expect(codes(await wave(all, 1))).toEqual(["OK"]);
+    expectAll(await callers.wave(1), "OK");
     const release = await blockCatalog();
-    const running = wave(all, 2);
-    await untilWaiting(all.length * 2);
+    const running = callers.wave(2);
+    await untilWaiting(5 * 2);
     const started = Date.now();
     await s.server.close(300);
-    const cut = await running;
     expect(Date.now() - started).toBeLessThan(3_000);
-    expect({ codes: codes(cut), report: describeAll(cut) }).toEqual({ codes: ["UNAVAILABLE"], report: describeAll(cut) });
+    expectAll(await running, "UNAVAILABLE");
     await release();
     for (let i = 0; i < 50 && stderr.mock.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
   } finally {
-    for (const c of all) c.close();
+    await callers.exit();
     stderr.mockRestore();
   }
 });
 
-test("what connect-node makes of an HTTP/2 stream the server never took (REFUSED_STREAM): INTERNAL, which is why the drain never refuses one", async () => {
-  // Documents the client behaviour the drain works around (connect-node 2.1):
-  // node emits the stream's "error" before its "close", and connect-node maps
-  // that error (ERR_HTTP2_STREAM_ERROR) to INTERNAL before it looks at the
-  // RST_STREAM code. grpc-js reads the code: UNAVAILABLE, retried once.
-  const { createServer, constants } = await import("node:http2");
-  const h2 = createServer();
-  const sessions = new Set<import("node:http2").Http2Session>();
-  h2.on("session", (session) => sessions.add(session));
-  h2.on("stream", (stream) => stream.close(constants.NGHTTP2_REFUSED_STREAM));
-  await new Promise<void>((r) => h2.listen(0, "127.0.0.1", () => r()));
-  const port = (h2.address() as { port: number }).port;
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const grpcJs = grpcJsCaller(port);
+test("why the drain never refuses a stream: connect-node reports REFUSED_STREAM as INTERNAL (grpc-js: UNAVAILABLE)", async () => {
+  // Pins the client behaviour the drain works around (connect-node 2.1): node
+  // emits the stream's "error" before its "close", and connect-node maps that
+  // error (ERR_HTTP2_STREAM_ERROR) to INTERNAL before it looks at the
+  // RST_STREAM code. grpc-js reads the code: UNAVAILABLE (after one transparent retry).
+  const callers = startCallers(s.baseUrl, s.port);
   try {
-    const connectNode = await connectCaller("connect-node gRPC", createGrpcTransport({ baseUrl })).listConcerts();
+    const [grpcJs, connectNode] = await callers.refusedStream();
+    expect(grpcJs).toMatchObject({ code: "UNAVAILABLE", message: "Stream refused by server" });
     expect(connectNode).toMatchObject({ code: "INTERNAL", message: expect.stringContaining("REFUSED_STREAM") });
-    expect(await grpcJs.listConcerts()).toMatchObject({ code: "UNAVAILABLE", message: "Stream refused by server" });
   } finally {
-    grpcJs.close();
-    for (const session of sessions) session.destroy();
-    await new Promise((r) => h2.close(r));
+    await callers.exit();
   }
 });

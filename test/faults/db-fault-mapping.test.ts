@@ -115,7 +115,7 @@ describe("statement, lock and idle-in-transaction timeouts", () => {
     expect(o.raw).toBeInstanceOf(DriverException);
     expect(o.raw).toMatchObject({ code: "57014", message: expect.stringMatching(/canceling statement due to statement timeout$/) });
     expect(o.ms).toBeGreaterThanOrEqual(STATEMENT_TIMEOUT_MS - 50);
-    expect(o.ms).toBeLessThan(STATEMENT_TIMEOUT_MS + 1500);
+    expect(o.ms).toBeLessThan(STATEMENT_TIMEOUT_MS + 3000);
     expect(await counted("DATABASE_TIMEOUT")).toBe(before + 1);
   });
 
@@ -137,7 +137,8 @@ describe("statement, lock and idle-in-transaction timeouts", () => {
     expect(o.raw).toBeInstanceOf(DriverException);
     expect(o.raw).toMatchObject({ code: "55P03", message: expect.stringMatching(/canceling statement due to lock timeout$/) });
     expect(o.ms).toBeGreaterThanOrEqual(LOCK_TIMEOUT_MS - 50);
-    expect(o.ms).toBeLessThan(LOCK_TIMEOUT_MS + 1000);
+    // Without lock_timeout it would wait as long as the other session holds the row: until the call ends.
+    expect(o.ms).toBeLessThan(LOCK_TIMEOUT_MS + 3000);
   });
 
   test("the unit of work's UPDATE of a locked row fails the same way", async () => {
@@ -151,7 +152,7 @@ describe("statement, lock and idle-in-transaction timeouts", () => {
     );
     expect(verdict(o)).toEqual(unavailable("LOCK_TIMEOUT"));
     expect(o.raw).toMatchObject({ code: "55P03" });
-    expect(o.ms).toBeLessThan(LOCK_TIMEOUT_MS + 1000);
+    expect(o.ms).toBeLessThan(LOCK_TIMEOUT_MS + 3000);
   });
 
   test("a transaction left idle past idle_in_transaction_session_timeout (25P03) loses its session: UNAVAILABLE DATABASE_UNAVAILABLE", async () => {
@@ -172,8 +173,13 @@ describe("statement, lock and idle-in-transaction timeouts", () => {
 describe("connections lost and refused", () => {
   test("pg_terminate_backend during a statement (57P01 admin_shutdown) is UNAVAILABLE DATABASE_UNAVAILABLE", async () => {
     const running = failingCall(() => em().execute("select pg_sleep(5) as terminated_here"));
-    await sleep(200);
-    await admin.query("select pg_terminate_backend(pid) from pg_stat_activity where query like '%terminated_here%' and pid <> pg_backend_pid()");
+    // Once the statement runs (well within statement_timeout), end its session.
+    for (let ended = 0; ended === 0; await sleep(10)) {
+      const { rowCount } = await admin.query(
+        "select pg_terminate_backend(pid) from pg_stat_activity where query like '%terminated_here%' and state = 'active' and pid <> pg_backend_pid()",
+      );
+      ended = rowCount ?? 0;
+    }
     const o = await running;
     expect(verdict(o)).toEqual(unavailable("DATABASE_UNAVAILABLE"));
     expect(o.raw).toBeInstanceOf(DriverException);
@@ -231,7 +237,8 @@ describe("connections lost and refused", () => {
   });
 
   test("an exhausted pool (knex acquire timeout) is UNAVAILABLE DATABASE_UNAVAILABLE", async () => {
-    const orm = await ormAt(db.url, { max: 1, acquireTimeoutMillis: 200 });
+    // Long enough for the first connection to open on a busy machine; the second call waits it out in full.
+    const orm = await ormAt(db.url, { max: 1, acquireTimeoutMillis: 1500 });
     let release!: () => void;
     const holding = orm.em.fork().transactional(async (t) => {
       await t.findOne(Seat, { id: 1 });

@@ -73,14 +73,19 @@ const seatRow = `select s.id from seat s join concert_date d on d.id = s.concert
                  where d.concert_id = $1 and d.date = $2 and s.seat_number = $3`;
 
 test("every pooled connection starts with the default timeouts: statement 5s, lock 2s, idle in transaction 10s", async () => {
+  let arrived = 0;
+  let allThere!: () => void;
+  const together = new Promise<void>((r) => (allThere = r));
   const settings = await Promise.all(
     [1, 2, 3].map(() =>
       deps.orm.em.fork().transactional(async (tx) => {
-        // Held open together, so that three connections answer.
         const [row] = await tx.execute(
-          `select pg_backend_pid() as pid, pg_sleep(0.1), current_setting('statement_timeout') as statement,
+          `select pg_backend_pid() as pid, current_setting('statement_timeout') as statement,
                   current_setting('lock_timeout') as lock, current_setting('idle_in_transaction_session_timeout') as idle`,
         );
+        // Held open until all three have answered, so that three connections answer.
+        if (++arrived === 3) allThere();
+        await together;
         return row as { pid: number; statement: string; lock: string; idle: string };
       }),
     ),
@@ -103,7 +108,7 @@ test("HoldSeat on a seat whose row another session holds is UNAVAILABLE LOCK_TIM
   expect(refused.err?.code).toBe(Code.Unavailable);
   expect(errorReason(refused.err)).toBe("LOCK_TIMEOUT");
   expect(waited).toBeGreaterThanOrEqual(DEFAULT_LOCK_TIMEOUT_MS - 100);
-  expect(waited).toBeLessThan(DEFAULT_LOCK_TIMEOUT_MS + 1500);
+  expect(waited).toBeLessThan(DEFAULT_LOCK_TIMEOUT_MS + 3000);
 
   expect(captured.lines.filter((l) => l.msg === "database row lock wait timed out")).toEqual([
     expect.objectContaining({ level: 40, reason: "LOCK_TIMEOUT", kind: "55P03 lock_not_available", procedure: "/boxoffice.reservation.v1.ReservationService/HoldSeat" }),
@@ -145,7 +150,7 @@ describe("a paused instance", () => {
   let paused: Database;
   beforeAll(async () => {
     // The other instance, configured alike but for a short idle-in-transaction timeout.
-    paused = await openDatabase(testConfig({ DATABASE_URL: db.url, DB_IDLE_IN_TRANSACTION_TIMEOUT: "1s" }).database, createLogger("silent"));
+    paused = await openDatabase(testConfig({ DATABASE_URL: db.url, DB_IDLE_IN_TRANSACTION_TIMEOUT: "500ms" }).database, createLogger("silent"));
   });
   afterAll(() => paused?.close());
 
@@ -172,8 +177,8 @@ describe("a paused instance", () => {
     const waited = Date.now() - started;
     expect(held.err).toBeUndefined();
     expect(held.ok?.status).toBe(ReservationStatus.HELD);
-    // The server ended the idle session at 1 s and with it the lock, before our 2 s lock timeout.
-    expect(waited).toBeGreaterThanOrEqual(800);
+    // The server ended the idle session at 0.5 s and with it the lock, before our 2 s lock timeout.
+    expect(waited).toBeGreaterThanOrEqual(300);
     expect(waited).toBeLessThan(DEFAULT_LOCK_TIMEOUT_MS);
 
     // Woken up, the paused instance's transaction fails as a lost connection, and writes nothing.

@@ -60,7 +60,11 @@ test("tokens survive a Sentinel failover of the queue's Redis", async () => {
   });
   processes.push(sentinel);
   const sentinelClient = new Redis({ port: sentinel.port, host: "127.0.0.1" });
-  clients.push(sentinelClient);
+  const direct = new Redis(master.url);
+  const onReplica = new Redis(replica.url);
+  clients.push(sentinelClient, direct, onReplica);
+  await eventually("the replica is in sync", 10_000, async () => (/master_link_status:up/.test(await onReplica.info("replication")) ? true : undefined));
+  onReplica.disconnect();
   // The sentinel finds the replica through the master before it can promote it.
   await eventually("the sentinel knows the replica", 10_000, async () => {
     const replicas = (await sentinelClient.call("SENTINEL", "REPLICAS", NAME)) as string[][];
@@ -87,9 +91,9 @@ test("tokens survive a Sentinel failover of the queue's Redis", async () => {
     ["WAITING", 1],
     ["WAITING", 2],
   ]);
-  // Everything written so far is on the replica.
-  const direct = new Redis(master.url);
-  expect(await direct.call("WAIT", "1", "2000")).toBe(1);
+  // Everything written so far is on the replica: a write after it, acknowledged by the replica.
+  await direct.set(`${prefix}marker`, "1");
+  expect(await direct.call("WAIT", "1", "5000")).toBe(1);
   direct.disconnect();
 
   const killedAt = Date.now();

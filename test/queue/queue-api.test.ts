@@ -64,8 +64,9 @@ test("IssueToken: one token per live user, signed and bound to the user", async 
   expect(other.ticket?.token).not.toBe(a.ticket?.token);
 
   // A token for another user cannot be made by editing one: the signature no longer matches.
-  const [v, , seq, tag] = a.ticket!.token.split(".");
-  const forged = [v, Buffer.from("tok-bob").toString("base64url"), seq, tag].join(".");
+  const parts = a.ticket!.token.split(".");
+  parts[1] = Buffer.from("tok-bob").toString("base64url");
+  const forged = parts.join(".");
   await expect(queue.getQueueStatus({ token: forged })).rejects.toMatchObject({ code: Code.NotFound });
   await expect(queue.getQueueStatus({ token: "q1.Zm9v.1.AAAAAAAAAAAAAAAAAAAAAA" })).rejects.toMatchObject({ code: Code.NotFound });
   await freeSlot(a.ticket!.token);

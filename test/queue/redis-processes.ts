@@ -35,6 +35,10 @@ export interface RedisProcess {
   kill(): Promise<void>;
   /** Starts it again on the same port, with the same arguments. */
   start(): Promise<void>;
+  /** SIGSTOP: connections stay open and nothing answers (a hung server). */
+  freeze(): void;
+  /** SIGCONT. */
+  thaw(): void;
   /** Kills it and removes its directory. */
   remove(): Promise<void>;
 }
@@ -79,7 +83,14 @@ export async function spawnRedis(options: { args?: string[]; sentinel?: string[]
         await exited;
       }
     },
+    freeze() {
+      child?.kill("SIGSTOP");
+    },
+    thaw() {
+      child?.kill("SIGCONT");
+    },
     async remove() {
+      proc.thaw();
       await proc.kill();
       rmSync(dir, { recursive: true, force: true });
     },

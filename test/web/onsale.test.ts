@@ -23,6 +23,7 @@ import {
   seatState,
   signIn,
   startStack,
+  waitForSeat,
   watchErrors,
   type Stack,
   type TestBrowser,
@@ -126,10 +127,11 @@ describe.each<Protocol>(["connect", "grpc-web"])("the on-sale page over %s", (pr
       const timer = p.locator("[data-testid=hold-timer] strong");
       await timer.waitFor();
       expect(await p.locator("[data-testid=held-seat]").innerText()).toBe("Seat 12");
-      await p.waitForFunction(() => document.querySelector("[data-seat='12']")?.getAttribute("data-state") === "held-by-you");
+      await waitForSeat(p, 12, "held-by-you");
       const first = await timer.innerText();
       expect(first).toMatch(/^[45]:\d\d$/);
-      await p.waitForFunction((t) => document.querySelector("[data-testid=hold-timer] strong")?.textContent !== t, first);
+      // It counts down.
+      await p.locator("[data-testid=hold-timer] strong").filter({ hasNotText: first }).waitFor();
 
       // Paying with an empty wallet is refused, in plain words, and the hold stays.
       await p.locator("[data-testid=pay]").click();
@@ -140,7 +142,7 @@ describe.each<Protocol>(["connect", "grpc-web"])("the on-sale page over %s", (pr
 
       await p.locator("[data-testid=topup] .chip").first().click();
       expect(await noticeFor(p, "CHARGED")).toContain("Added ₩150,000");
-      await p.waitForFunction(() => document.querySelector("[data-testid=balance]")?.textContent?.includes("₩150,000"));
+      await p.locator("[data-testid=balance]", { hasText: "₩150,000" }).waitFor();
       await p.locator("[data-testid=pay]").click();
       await p.locator("[data-testid=confirmed]").waitFor();
       expect(await p.locator("[data-testid=paid-amount]").innerText()).toBe("₩143,000");

@@ -17,6 +17,7 @@ import {
   seatState,
   signIn,
   startStack,
+  waitForSeat,
   watchErrors,
   type Stack,
   type TestBrowser,
@@ -74,9 +75,9 @@ test("two browsers press Hold on the same seat at once: one holds it, the other 
     const words = await noticeFor(loser, "SEAT_UNAVAILABLE");
     expect(words).toMatch(new RegExp(`(Someone else (just took|is taking) seat ${SEAT})|(Seat ${SEAT} has just been sold)`));
     expect(words).toContain("Please pick another seat");
-    await loser.waitForFunction((n) => document.querySelector(`[data-seat='${n}']`)?.getAttribute("data-state") === "taken", SEAT);
+    await waitForSeat(loser, SEAT, "taken");
     expect(await loser.locator("[data-testid=hold]").count()).toBe(0);
-    await winner.waitForFunction((n) => document.querySelector(`[data-seat='${n}']`)?.getAttribute("data-state") === "held-by-you", SEAT);
+    await waitForSeat(winner, SEAT, "held-by-you");
     await screenshot(loser, "08-refused-seat-taken");
 
     // The server: one hold on the seat, the winner's.

@@ -161,6 +161,11 @@ export async function openSeatMap(page: Page, concertId: string, date: string): 
 /** The seat's state on the map: free, taken, held-by-you or yours. */
 export const seatState = (page: Page, seat: number) => page.locator(`[data-testid=seat-map] [data-seat='${seat}']`).getAttribute("data-state");
 
+/** Waits until the map shows `seat` in `state`. */
+export async function waitForSeat(page: Page, seat: number, state: "free" | "taken" | "held-by-you" | "yours"): Promise<void> {
+  await page.locator(`[data-testid=seat-map] [data-seat='${seat}'][data-state='${state}']`).waitFor();
+}
+
 /** Waits for the notice showing `reason` (the server's ErrorInfo reason, or the page's own) and returns its text. */
 export async function noticeFor(page: Page, reason: string): Promise<string> {
   const n = page.locator(`[data-testid=notice][data-reason="${reason}"]`);

@@ -30,6 +30,8 @@ const SEATS_REFRESH_MS = 3_000;
 const DATES_REFRESH_MS = 10_000;
 const QUEUE_POLL_MS = 2_000;
 const SESSION_KEY = "boxoffice.session";
+const NEWS_FADE_MS = 8_000;
+const GOOD_NEWS = new Set(["ADMITTED", "CHARGED", "RELEASED"]);
 
 export type App = ReturnType<typeof createApp>;
 
@@ -107,6 +109,8 @@ export function createApp(root: HTMLElement, config: PageConfig) {
   function say(n: Notice | undefined): void {
     state.notice = n;
     mount(notice, n ? renderNotice(n, app) : null);
+    // Good news fades; refusals stay until dismissed or replaced.
+    if (n && n.tone === "info" && GOOD_NEWS.has(n.reason)) setTimeout(() => state.notice === n && say(undefined), NEWS_FADE_MS);
   }
 
   /**
@@ -450,12 +454,17 @@ export function createApp(root: HTMLElement, config: PageConfig) {
   }
 
   /** The seat map's data: free seats (ListAvailableSeats) and the user's own holds and purchases (ListReservations). */
-  async function loadShow(background: boolean): Promise<void> {
+  /**
+   * `background`: a refresh (a transient failure stays quiet). The user's own
+   * reservations are read on the first load and after the user's own changes;
+   * refreshes only re-read the free seats.
+   */
+  async function loadShow(background: boolean, withReservations = !background): Promise<void> {
     const concertId = state.concertId;
     const date = state.date;
     if (!concertId || !date) return;
     try {
-      const [seats] = await Promise.all([client.concerts.listAvailableSeats({ concertId, date }), loadReservations()]);
+      const [seats] = await Promise.all([client.concerts.listAvailableSeats({ concertId, date }), withReservations ? loadReservations() : undefined]);
       if (state.concertId !== concertId || state.date !== date) return;
       const prev = state.show?.concertId === concertId && state.show.date === date ? state.show : undefined;
       const show: Show = {
@@ -469,7 +478,7 @@ export function createApp(root: HTMLElement, config: PageConfig) {
       };
       for (const s of seats.seats) show.prices.set(s.seatNumber, s.price);
       const now = Date.now();
-      for (const r of state.reservations) {
+      for (const r of [...(state.hold ? [state.hold] : []), ...state.reservations]) {
         if (r.concertId !== concertId || r.date !== date) continue;
         const live = r.status === ReservationStatus.CONFIRMED || (r.status === ReservationStatus.HELD && timestampMs(r.holdExpiresAt!) > now);
         if (!live || show.mine.has(r.seatNumber)) continue;
@@ -510,7 +519,7 @@ export function createApp(root: HTMLElement, config: PageConfig) {
         state.selectedSeat = undefined;
         holdKeys.delete(slot);
         say(undefined);
-        await Promise.all([loadShow(true), loadBalance()]);
+        await Promise.all([loadShow(true, true), loadBalance()]);
       } catch (err) {
         const r = await fail(err, () => void holdSeat());
         if (!r.retryable) holdKeys.delete(slot);
@@ -526,7 +535,7 @@ export function createApp(root: HTMLElement, config: PageConfig) {
         await client.reservations.cancelHold({ reservationId: hold.reservationId });
         state.hold = undefined;
         say({ reason: "RELEASED", title: `Seat ${hold.seatNumber} is released.`, tone: "info" });
-        await loadShow(true);
+        await loadShow(true, true);
       } catch (err) {
         await fail(err, () => void releaseHold());
       }

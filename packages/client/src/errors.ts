@@ -116,5 +116,7 @@ export function waitingTicket(err: unknown): QueueTicket | undefined {
  * headers); Connect-Web wraps it as Code.Unknown without any metadata.
  */
 function isUnreachable(ce: ConnectError): boolean {
-  return ce.code === Code.Unknown && ce.cause instanceof TypeError && [...ce.metadata.keys()].length === 0;
+  // By name, not instanceof: the TypeError may come from another realm (a test runner's VM, an iframe's fetch).
+  const cause = ce.cause as { name?: unknown } | undefined;
+  return ce.code === Code.Unknown && cause?.name === "TypeError" && [...ce.metadata.keys()].length === 0;
 }

@@ -3,6 +3,7 @@ import { h, icon } from "../dom.js";
 import { showDay, showTime, toDate, won } from "../format.js";
 import type { State } from "../state.js";
 import { concertArt } from "./art.js";
+import { steps } from "./steps.js";
 
 export function renderConfirmed(state: State, app: App): HTMLElement {
   const c = state.confirmed!;
@@ -14,6 +15,7 @@ export function renderConfirmed(state: State, app: App): HTMLElement {
   return h(
     "div",
     { class: "confirmed" },
+    steps(4),
     h("div", { class: "confirm-head" }, h("div", { class: "confirm-check" }, icon("check")), h("h1", { "data-testid": "confirmed" }, "You're going!"), h("p", { class: "muted" }, "Payment received. Your seat is yours.")),
     h(
       "article",

@@ -3,12 +3,14 @@ import { h, icon } from "../dom.js";
 import { plural, showDay, showTime } from "../format.js";
 import type { State } from "../state.js";
 import { concertArt } from "./art.js";
+import { steps } from "./steps.js";
 
 export function renderDates(state: State, app: App): HTMLElement {
   const concert = state.concerts.find((c) => c.concertId === state.concertId);
   return h(
     "div",
     { class: "dates" },
+    steps(1),
     h("button", { class: "link-back", onclick: () => app.back("lineup") }, icon("back"), "All shows"),
     concert
       ? h(
@@ -24,7 +26,7 @@ export function renderDates(state: State, app: App): HTMLElement {
           ),
         )
       : null,
-    h("h2", { class: "step-title" }, h("span", { class: "step" }, "1"), "Pick a date"),
+    h("h2", { class: "step-title" }, icon("calendar"), "Pick a date"),
     state.dates === undefined
       ? h("div", { class: "loading" }, h("div", { class: "spinner" }), "Loading dates…")
       : state.dates.length === 0

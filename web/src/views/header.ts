@@ -16,7 +16,7 @@ export function renderHeader(state: State, app: App): HTMLElement {
           h("strong", { "data-deadline": timestampMs(t.expiresAt!) }),
         )
       : t?.status === QueueStatus.WAITING
-        ? h("div", { class: "pill" }, icon("users"), h("span", {}, "In line"), h("strong", {}, t.position === 0n ? "next" : `#${t.position + 1n}`))
+        ? h("div", { class: "pill" }, icon("users"), h("span", {}, "In line"), h("strong", {}, t.position === 0n ? "you're next" : `${t.position} ahead`))
         : null;
   return h(
     "div",

@@ -3,6 +3,7 @@ import type { App } from "../app.js";
 import { h, icon } from "../dom.js";
 import { showDay, showTime, won } from "../format.js";
 import type { Show, State } from "../state.js";
+import { steps } from "./steps.js";
 
 const PER_ROW = 10;
 const rowOf = (seat: number) => String.fromCharCode(65 + Math.floor((seat - 1) / PER_ROW));
@@ -28,6 +29,7 @@ export function renderSeats(state: State, app: App): HTMLElement {
   return h(
     "div",
     { class: "seats" },
+    steps(state.hold ? 3 : 2),
     h("button", { class: "link-back", onclick: () => app.back("dates") }, icon("back"), "Dates"),
     h(
       "div",
@@ -48,7 +50,6 @@ export function renderSeats(state: State, app: App): HTMLElement {
         ),
       ),
     ),
-    h("h2", { class: "step-title" }, h("span", { class: "step" }, "2"), "Pick a seat"),
     h(
       "div",
       { class: "seats-layout" },

@@ -31,7 +31,16 @@ export function renderSignIn(state: State, app: App): HTMLElement {
       });
   field.value = draft;
   field.addEventListener("input", () => (draft = field.value));
-  const form = h(
+  const form = !state.authMode
+    ? h(
+        "div",
+        { class: "card signin-card" },
+        h("h2", {}, "Sign in"),
+        h("p", { class: "muted" }, "Sign-in opens as soon as this page can reach the box office."),
+        h("button", { class: "btn btn-primary btn-block", disabled: true, "data-testid": "signin" }, "Continue"),
+        h("button", { class: "btn btn-ghost btn-block", onclick: () => void app.start() }, "Try to connect again"),
+      )
+    : h(
     "form",
     {
       class: "card signin-card",

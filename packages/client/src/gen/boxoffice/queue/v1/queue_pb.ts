@@ -22,6 +22,10 @@ export const file_boxoffice_queue_v1_queue: GenFile = /*@__PURE__*/
 export type QueueTicket = Message<"boxoffice.queue.v1.QueueTicket"> & {
   /**
    * The opaque bearer token. Send it as `x-queue-token` request metadata.
+   * Keep the newest token received for the ticket: it is signed again on
+   * admission (then it carries the end of the booking window, so the place
+   * survives a loss of the queue's data) and after a secret rotation. The
+   * older one names the same ticket and keeps working meanwhile.
    *
    * @generated from field: string token = 1;
    */
