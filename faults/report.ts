@@ -82,6 +82,7 @@ export function details(r: ScenarioReport): string {
     );
     for (const e of c.examples) out.push(`    ${e}`);
   }
+  if (r.phasesMs) out.push(`  time: setup ${r.phasesMs.setup} ms (servers, seats), load ${r.phasesMs.load} ms, checks ${r.phasesMs.checks} ms`);
   if (r.loadAverage) out.push(`  machine load (1-min average, ${cpus().length} cores): ${r.loadAverage.atFault} at the fault, ${r.loadAverage.atEnd} at the end`);
   if (r.outcomes) out.push(`  buyer rounds: ${top(r.outcomes, 10)}${r.holdKeySent === false ? " (HoldSeat sent without idempotency_key: the schema has none)" : ""}`);
   if (r.loadProcessErrors?.length) out.push(`  load processes: ${r.loadProcessErrors.join("; ")}`);

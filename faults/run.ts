@@ -15,7 +15,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { passed, printReport } from "./report";
-import { runSuite, scenarioNames } from "./suite";
+import { abortSuite, runSuite, scenarioNames } from "./suite";
 
 interface Args {
   quick: boolean;
@@ -51,6 +51,12 @@ function parseArgs(argv: string[]): Args {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  for (const signal of ["SIGINT", "SIGTERM"] as const)
+    process.once(signal, () => {
+      console.error(`\n${signal}: stopping everything the suite started`);
+      abortSuite();
+      process.exit(130);
+    });
   const outDir = args.out ?? join(__dirname, "results", new Date().toISOString().replace(/[:.]/g, "-"));
   const report = await runSuite({ quick: args.quick, scenarios: args.scenarios, outDir, serverEnv: args.env });
   printReport(report);

@@ -222,10 +222,10 @@ export const SCENARIOS: Scenario[] = [
       const burst = Array.from({ length: 16 }, (_, i) =>
         // A catalog read: it touches the database but takes no place in the waiting room.
         callers[i % 2].call(0, ConcertService.method.listConcerts, {}, { timeoutMs: limitMs }).then(
-          () => "OK",
+          () => `${callers[i % 2].protocol} OK`,
           (err) => {
             const f = describeFailure(err);
-            return f.reason ? `${f.code} ${f.reason}` : f.code;
+            return `${callers[i % 2].protocol} ${f.code}${f.reason ? ` ${f.reason}` : ""} (${f.message.slice(0, 40)})`;
           },
         ),
       );

@@ -75,6 +75,8 @@ export interface ScenarioReport {
   startCommand?: StartCommand;
   /** In-flight calls on the drained instance at SIGTERM, by outcome. */
   inFlightAtSigterm?: Record<string, number>;
+  /** Wall time of the phases: start of servers and seeding, the load, the checks and cleanup. */
+  phasesMs?: { setup: number; load: number; checks: number };
   /** 1-minute load average of the machine when the fault came and when the load stopped: others' work shows here. */
   loadAverage?: { atFault: number; atEnd: number };
   files: { attempts?: string; logs: string };
@@ -92,6 +94,21 @@ export interface SuiteReport {
 }
 
 const CONCERT = "faults-2027";
+
+/** What to stop if the run is interrupted (Ctrl-C): the finally blocks do not run on a signal. */
+const cleanups = new Set<() => void>();
+
+/** Kills whatever the suite started and is still running: servers, Redis nodes, load processes, PostgreSQL. */
+export function abortSuite(): void {
+  for (const c of [...cleanups]) {
+    try {
+      c();
+    } catch {
+      /* best effort */
+    }
+  }
+  cleanups.clear();
+}
 const SEATS_PER_DATE = 50;
 
 export function scenarioNames(): string[] {
@@ -107,6 +124,8 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
   mkdirSync(o.outDir, { recursive: true });
   const started = Date.now();
   const pg = await startPostgres();
+  const stopPg = () => pg.stop();
+  cleanups.add(stopPg);
   const report: SuiteReport = {
     quick: o.quick,
     startedAt: new Date(started).toISOString(),
@@ -125,6 +144,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
       log(`   done in ${r.seconds.toFixed(1)} s${r.error ? ` (error: ${r.error})` : ""}`);
     }
   } finally {
+    cleanups.delete(stopPg);
     try {
       pg.stop();
     } catch (err) {
@@ -152,6 +172,12 @@ async function runScenario(
   const servers: ServerInstance[] = [];
   const workers: ChildProcess[] = [];
   let url: string | undefined;
+  const kill = () => {
+    for (const w of workers) if (w.exitCode === null) w.kill("SIGKILL");
+    for (const x of servers) x.kill();
+    for (const n of redis) n.killNow();
+  };
+  cleanups.add(kill);
   try {
     // PostgreSQL must be up whatever the previous scenario did to it.
     url = await createDatabase(pg.adminUrl, `faults_${runId}`);
@@ -239,6 +265,7 @@ async function runScenario(
     await Promise.race([Promise.all(ready), Promise.race(reports), new Promise((r) => (readyTimer = setTimeout(r, 60_000)))]);
     clearTimeout(readyTimer);
     const loadStart = Date.now();
+    const setupMs = loadStart - t0;
     log(`   load: ${timing.loadProcesses} processes x ${timing.buyersPerProcess} buyers; fault in ${timing.warmupMs} ms`);
     await sleep(timing.warmupMs);
 
@@ -254,6 +281,7 @@ async function runScenario(
     await sleep(timing.tailMs);
     for (const w of workers) if (w.connected) w.send("stop");
     const loadEnd = Date.now();
+    const checksStart = Date.now();
     r.loadAverage = { atFault: Number(loadAtFault.toFixed(2)), atEnd: Number(loadavg()[0].toFixed(2)) };
     const killTimer = setTimeout(() => workers.forEach((w) => w.exitCode === null && w.kill("SIGKILL")), 3000 + timing.callTimeoutMs + 15_000);
     const settled = await Promise.all(reports);
@@ -295,6 +323,7 @@ async function runScenario(
     r.invariants = { ok: check.ok, output: check.output.trim() };
     r.reconciliation = await reconcile(url, attempts);
     r.dataLost = dataLost(r.reconciliation);
+    r.phasesMs = { setup: setupMs, load: checksStart - loadStart, checks: Date.now() - checksStart };
   } catch (err) {
     r.error = (err as Error).stack?.split("\n").slice(0, 3).join(" | ") ?? String(err);
     log(`   scenario failed: ${r.error}`);
@@ -302,6 +331,7 @@ async function runScenario(
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill("SIGKILL");
     await Promise.all(servers.map((x) => x.stop(2000).catch(() => undefined)));
     await Promise.all(redis.map((n) => n.stop().catch(() => undefined)));
+    cleanups.delete(kill);
     r.seconds = (Date.now() - t0) / 1000;
   }
   return r;

@@ -57,7 +57,13 @@ export function createWebHandler(opts: WebServerOptions = {}) {
       res.writeHead(405, { allow: "GET, HEAD" }).end();
       return;
     }
-    const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    } catch {
+      res.writeHead(400, { "content-type": "text/plain" }).end("bad path\n");
+      return;
+    }
     const api = apiFor(req);
     const headers: Record<string, string> = {
       "x-content-type-options": "nosniff",

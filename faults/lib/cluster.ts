@@ -17,6 +17,25 @@ import { freePort, MissingBinaryError, postgresBinDir, type PostgresServer } fro
 export const ROOT = join(__dirname, "..", "..");
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
+/**
+ * Ports this run has handed out. freePort() only says nothing listens right
+ * now: a server's fixed port is free between its kill and its restart, and a
+ * port picked but not yet listened on may be picked again.
+ */
+const taken = new Set<number>();
+
+/** A free port no other piece of this run has been given. */
+export async function pickPort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await freePort();
+    if (!taken.has(port)) {
+      taken.add(port);
+      return port;
+    }
+  }
+  throw new Error("no free port found in 50 tries");
+}
+
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
 export function accepts(port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -148,6 +167,8 @@ export interface RedisNode {
   pid(): number | undefined;
   /** SIGKILL; resolves once the process is gone. */
   kill(): Promise<void>;
+  /** SIGKILL without waiting (interrupted run). */
+  killNow(): void;
   /** A new, empty redis-server on the same port (nothing is persisted). */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -163,7 +184,7 @@ function redisBinary(): string {
 /** A redis-server on a port of its own that can be killed and started again there, empty. */
 export async function startRedisNode(): Promise<RedisNode> {
   const binary = redisBinary();
-  const port = await freePort();
+  const port = await pickPort();
   const dir = mkdtempSync(join(tmpdir(), "boxoffice-faults-redis-"));
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
@@ -184,8 +205,11 @@ export async function startRedisNode(): Promise<RedisNode> {
       }
     },
     async kill() {
-      if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      node.killNow();
       await exited;
+    },
+    killNow() {
+      if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     },
     async stop() {
       await node.kill();
@@ -215,6 +239,8 @@ export interface ServerInstance {
   exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM, then SIGKILL for the whole tree after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
+  /** SIGKILL for the whole tree at once (interrupted run). */
+  kill(): void;
 }
 
 /**
@@ -224,7 +250,7 @@ export interface ServerInstance {
  * or as an operator's command (README's `npm start`).
  */
 export async function createServerInstance(name: string, env: Record<string, string>, logFile: string, launch: Launch = { kind: "tsx" }): Promise<ServerInstance> {
-  const port = await freePort();
+  const port = await pickPort();
   let child: ChildProcess | undefined;
   let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> = Promise.resolve({ code: null, signal: null });
   const running = () => child !== undefined && child.exitCode === null && child.signalCode === null;
@@ -236,7 +262,7 @@ export async function createServerInstance(name: string, env: Record<string, str
     launch,
     child: () => (running() ? child : undefined),
     async start() {
-      const metricsPort = await freePort();
+      const metricsPort = await pickPort();
       const fd = openSync(logFile, "a");
       // `node --import tsx`: the process we start is the server itself, so a kill -9 hits the
       // server and not a launcher that would leave it running (tsx's CLI is a parent process).
@@ -262,7 +288,8 @@ export async function createServerInstance(name: string, env: Record<string, str
       exited = new Promise((resolve) => c.once("exit", (code, signal) => resolve({ code, signal })));
       const client = grpcJsClient(port);
       try {
-        const deadline = Date.now() + 60_000;
+        // Seconds normally; a minute and more when the machine is loaded (tsx compiles at start).
+        const deadline = Date.now() + 90_000;
         for (;;) {
           if (c.exitCode !== null || c.signalCode !== null) throw new Error(`server ${name} exited (${c.exitCode ?? c.signalCode}) before serving; see ${logFile}`);
           const serving = await unary(client, Health.method.check, { service: "" }).then(
@@ -270,7 +297,7 @@ export async function createServerInstance(name: string, env: Record<string, str
             () => false,
           );
           if (serving) break;
-          if (Date.now() > deadline) throw new Error(`server ${name} did not become SERVING within 60 s; see ${logFile}`);
+          if (Date.now() > deadline) throw new Error(`server ${name} did not become SERVING within 90 s; see ${logFile}`);
           await sleep(150);
         }
         known = [c.pid!, ...descendants(c.pid!)];
@@ -287,6 +314,10 @@ export async function createServerInstance(name: string, env: Record<string, str
       if (running()) child!.kill(sig);
     },
     exited: () => exited,
+    kill() {
+      const tree = running() ? [child!.pid!, ...descendants(child!.pid!)] : known;
+      for (const p of tree) if (alive(p)) process.kill(p, "SIGKILL");
+    },
     async stop(graceMs = 15_000) {
       const tree = running() ? [child!.pid!, ...descendants(child!.pid!)] : known;
       const live = () => tree.filter(alive);

@@ -115,7 +115,7 @@ async function logical<I extends DescMessage, O extends DescMessage>(
   const budgetEnd = Math.min(Date.now() + input.callBudgetMs, stopAt);
   let instance = b.home;
   let ambiguous = false;
-  let last: Failure = { code: "TRANSPORT", message: "no attempt made (stopping)" };
+  let last: Failure = { code: NOT_ATTEMPTED, message: "the load was stopping" };
   for (let retry = 0; retry < input.maxAttempts && Date.now() < budgetEnd; retry++) {
     const start = Date.now();
     // Every attempt gets the full deadline, also near the budget's or the run's end: a deadline
@@ -138,7 +138,10 @@ async function logical<I extends DescMessage, O extends DescMessage>(
   return { ok: false, failure: last, ambiguous, gaveUp: true };
 }
 
-const label = (rpc: string, f: Failure) => `failed at ${rpc}: ${f.code}${f.reason ? ` ${f.reason}` : ""}`;
+/** The code of a logical call whose attempts never started: the load was told to stop. */
+const NOT_ATTEMPTED = "NOT_ATTEMPTED";
+const label = (rpc: string, f: Failure) =>
+  f.code === NOT_ATTEMPTED ? `interrupted by the end of the load (before ${rpc})` : `failed at ${rpc}: ${f.code}${f.reason ? ` ${f.reason}` : ""}`;
 const queueStatus = (s: QueueStatus) => (QueueStatus[s] ?? "UNSPECIFIED") as OkResult["queueStatus"];
 const tokenLost = (f: Failure) => !!f.reason && TOKEN_LOST_REASONS.has(f.reason);
 

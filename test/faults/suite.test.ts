@@ -24,7 +24,8 @@ beforeAll(async () => {
   report = await runSuite({ quick: true, scenarios: SCENARIOS, outDir, log: (l) => lines.push(l) });
   // What each scenario saw, for whoever reads a failure.
   process.stderr.write(`\n${report.scenarios.map(details).join("\n\n")}\n`);
-}, 240_000);
+  // About 70 s on an idle machine; server starts alone can take a minute each when others load it.
+}, 420_000);
 
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 

@@ -280,13 +280,14 @@ export class Queue {
 
   /** One round: admit, then refresh open streams if anything moved. Exposed for tests. */
   async tick(): Promise<AdmissionRound | undefined> {
-    try {
-      await this.keys.maintain();
-    } catch (err) {
-      this.log.warn({ err }, "queue token secrets could not be synced");
-    }
+    const synced = await this.keys.maintain().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     try {
       const round = await this.store.admit(this.now(), this.limits);
+      // Reported only when the store answers the round: an outage is reported once per round below.
+      if (synced) this.log.warn({ err: synced }, "queue token secrets could not be synced");
       this.seen(round);
       this.observedRate = round.recentAdmissions / round.rateWindowMs;
       this.fullUntil = round.active >= this.settings.maxActive ? round.nextSlotFreeAt : undefined;
