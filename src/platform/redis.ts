@@ -67,9 +67,11 @@ export async function connectRedis(urls: string[], log: Logger, options: RedisCl
 }
 
 /**
- * A client of the master Sentinel names. After a failover it asks the
- * sentinels again on reconnect (and on their switch-master notice); a node
- * that turned replica answers READONLY, which also makes it reconnect.
+ * A client of the master Sentinel names. When its connection drops (the
+ * master died) it asks the sentinels again on reconnect; a master demoted to
+ * replica answers writes READONLY, which also makes it reconnect. Not
+ * ioredis's failoverDetector: a switch-master notice that arrives while a
+ * reconnect is under way ends the client for good.
  */
 export async function connectRedisSentinel(config: RedisSentinelConfig, log: Logger, options: RedisClientOptions = {}): Promise<Redis> {
   const client = new Redis({
@@ -77,7 +79,6 @@ export async function connectRedisSentinel(config: RedisSentinelConfig, log: Log
     sentinels: config.sentinels,
     name: config.name,
     sentinelPassword: config.password,
-    failoverDetector: true,
     reconnectOnError: (err) => err.message.startsWith("READONLY"),
   });
   const [connected] = await connectAll([reportOutages(client, `sentinel master ${config.name}`, log)]);

@@ -33,7 +33,7 @@ export interface PipelineDeps {
 export function createInterceptors(deps: PipelineDeps): Interceptor[] {
   return [
     createLoggingInterceptor(deps.log, deps.metrics),
-    createErrorInterceptor(deps.log),
+    createErrorInterceptor(deps.log, deps.metrics),
     createAuthInterceptor(deps.auth, (address) => deps.limits.consume("unauthenticated", address)),
     createQueueGateInterceptor(deps.queue),
     createValidateInterceptor(),

@@ -77,8 +77,6 @@ test("tokens survive a Sentinel failover of the queue's Redis", async () => {
   const instances: Queue[] = [];
   for (let i = 0; i < 2; i++) {
     const client = await connectRedisSentinel(config, log);
-    const t0 = Date.now();
-    ["connect", "ready", "close", "reconnecting", "end", "error"].forEach((e) => client.on(e, (x?: unknown) => process.stderr.write(`DBG${i} ${Date.now() - t0} ${e} ${x instanceof Error ? x.message : String(x ?? "")}\n`)));
     clients.push(client);
     instances.push(new Queue(createRedisQueueStore(client, prefix), clock, settings, log));
   }

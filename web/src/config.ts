@@ -15,14 +15,18 @@ declare global {
   }
 }
 
-/** config.js first, then ?api=…&protocol=grpc-web&auth=jwt in the page's URL. */
+/**
+ * config.js, then ?protocol=grpc-web&auth=jwt in the page's URL. The API's
+ * address comes from config.js only: a link must not be able to send a
+ * user's access token to another server.
+ */
 export function readConfig(): PageConfig {
   const given = window.BOXOFFICE_CONFIG ?? {};
   const q = new URLSearchParams(location.search);
   const protocol = q.get("protocol") ?? given.protocol;
   const authMode = q.get("auth") ?? given.authMode;
   return {
-    apiBaseUrl: (q.get("api") ?? given.apiBaseUrl ?? "") || location.origin,
+    apiBaseUrl: given.apiBaseUrl || location.origin,
     protocol: protocol === "grpc-web" ? "grpc-web" : "connect",
     authMode: authMode === "none" || authMode === "jwt" ? authMode : "auto",
   };
