@@ -96,16 +96,12 @@ export function redact(url: string): string {
   }
 }
 
-/**
- * Polite QUIT where the connection is up; a node that is down is just dropped
- * (and not retried). A Sentinel client is disconnected instead: only that
- * also closes its connections to the sentinels (QUIT leaves them open).
- */
+/** Polite QUIT where the connection is up; a node that is down is just dropped (and not retried); a closed one is left alone. */
 export async function closeRedis(clients: Redis[]): Promise<void> {
   await Promise.all(
     clients.map(async (c) => {
       if (c.status === "end") return;
-      if (c.status !== "ready" || c.options.sentinels?.length) return c.disconnect();
+      if (c.status !== "ready") return c.disconnect();
       await c.quit().catch(() => c.disconnect());
     }),
   );

@@ -87,7 +87,10 @@ async function refusedStream(): Promise<Outcome[]> {
   const server = createHttp2Server();
   const sessions = new Set<Http2Session>();
   server.on("session", (session) => sessions.add(session));
-  server.on("stream", (stream) => stream.close(h2.NGHTTP2_REFUSED_STREAM));
+  server.on("stream", (stream) => {
+    stream.on("error", () => undefined); // node reports the reset it sent as an error on its own side too
+    stream.close(h2.NGHTTP2_REFUSED_STREAM);
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   const callers = [grpcJsCaller(port), connectCaller("connect-node gRPC", createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }))];
@@ -104,7 +107,9 @@ const [baseUrl, port] = [process.argv[2], Number(process.argv[3])];
 const callers = createCallers(baseUrl, port);
 
 process.on("message", (command: Command) => {
-  const reply = (outcomes: Outcome[]) => process.send!({ id: command.id, outcomes } satisfies Reply);
+  const reply = (outcomes: Outcome[]) => {
+    if (process.connected) process.send!({ id: command.id, outcomes } satisfies Reply);
+  };
   switch (command.cmd) {
     case "wave": {
       const which = callers.filter((c) => command.http1 || !c.http1);

@@ -8,6 +8,7 @@
 import { fork } from "node:child_process";
 import { join } from "node:path";
 import { Client } from "pg";
+import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb";
 import { createTestDatabase, startTestServer, type TestDatabase, type TestServer } from "../harness";
 import type { Command, Outcome, Reply, Request } from "./drain-callers";
@@ -59,14 +60,24 @@ function startCallers(baseUrl: string, port: number) {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   let next = 0;
-  const pending = new Map<number, (outcomes: Outcome[]) => void>();
-  child.on("message", (reply: Reply) => pending.get(reply.id)?.(reply.outcomes));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const pending = new Map<number, { resolve: (outcomes: Outcome[]) => void; reject: (err: Error) => void }>();
+  child.on("message", (reply: Reply) => pending.get(reply.id)?.resolve(reply.outcomes));
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", (code) => {
+      for (const p of pending.values()) p.reject(new Error(`the callers' process exited (${code})`));
+      resolve();
+    }),
+  );
   const send = (request: Request) =>
     new Promise<Outcome[]>((resolve, reject) => {
       const id = next++;
-      pending.set(id, resolve);
-      child.once("exit", (code) => reject(new Error(`the callers' process exited (${code})`)));
+      pending.set(id, {
+        resolve: (outcomes) => {
+          pending.delete(id);
+          resolve(outcomes);
+        },
+        reject,
+      });
       child.send({ ...request, id } satisfies Command);
     });
   return {
@@ -91,13 +102,16 @@ jest.setTimeout(60_000);
 test("a burst during the drain: calls already running complete OK; calls that arrive on open connections, or after the port closed, fail UNAVAILABLE; nothing else", async () => {
   const callers = startCallers(s.baseUrl, s.port);
   const watchClient = grpcJsClient(s.port);
+  const healthClient = grpcJsClient(s.port);
   try {
     // Every client has its connection before anything blocks.
     expectAll(await callers.wave(1), "OK");
 
     const release = await blockCatalog();
     const running = callers.wave(3);
-    await untilWaiting(5 * 3);
+    // Keeps the health client's connection open through the drain.
+    const healthClientCall = unary(healthClient, ConcertService.method.listConcerts, {});
+    await untilWaiting(5 * 3 + 1);
 
     const watch = serverStream(watchClient, Health.method.watch, { service: "" });
     let first!: () => void;
@@ -114,8 +128,8 @@ test("a burst during the drain: calls already running complete OK; calls that ar
     await new Promise((r) => setTimeout(r, 100));
     const arrivedLater = callers.wave(5, { http1: false });
 
-    // A health check on an open connection still answers: NOT_SERVING.
-    const check = await unary(watchClient, Health.method.check, { service: "" });
+    // A health check on a connection still open answers: NOT_SERVING.
+    const check = await unary(healthClient, Health.method.check, { service: "" });
     expect(check.message.status).toBe(Status.NOT_SERVING);
     expect((await watched).status.code).toBe(grpc.status.UNAVAILABLE);
 
@@ -123,11 +137,13 @@ test("a burst during the drain: calls already running complete OK; calls that ar
     expect(closed).toBe(false);
     await release();
     expectAll(await running, "OK");
+    expect((await healthClientCall).message.concerts).toHaveLength(4);
     await closing;
     // After the drain: no connection to be had.
     expectAll(await callers.wave(3), "UNAVAILABLE");
   } finally {
     watchClient.close();
+    healthClient.close();
     await callers.exit();
   }
 });

@@ -80,7 +80,11 @@ const read = (f: string) => {
 test("the client knows every reason the README documents, and the page has words for each", () => {
   const readme = readFileSync(join(ROOT, "README.md"), "utf8");
   const section = readme.slice(readme.indexOf("\n## Errors"), readme.indexOf("\n## ", readme.indexOf("\n## Errors") + 1));
-  const documented = [...section.matchAll(/^\|.*$/gm)].flatMap((row) => [...row[0].matchAll(/`([A-Z][A-Z0-9_]{3,})`/g)].map((m) => m[1]));
+  // The table also names settings (`DB_LOCK_TIMEOUT`): those are the variables src/config.ts reads.
+  const settings = new Set([...readFileSync(join(ROOT, "src/config.ts"), "utf8").matchAll(/^\s+([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]));
+  const documented = [...section.matchAll(/^\|.*$/gm)]
+    .flatMap((row) => [...row[0].matchAll(/`([A-Z][A-Z0-9_]{3,})`/g)].map((m) => m[1]))
+    .filter((name) => !settings.has(name));
   expect(documented.length).toBeGreaterThan(30);
   expect(documented.filter((r) => !(ALL_REASONS as readonly string[]).includes(r))).toEqual([]);
   for (const r of ALL_REASONS) expect(WORDS[r]).toBeDefined();
