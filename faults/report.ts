@@ -81,6 +81,7 @@ export function details(r: ScenarioReport): string {
         `payments committed without an OK reaching the client ${c.committedUnanswered}; holds nobody got an answer for ${c.unansweredHolds}`,
     );
     for (const e of c.examples) out.push(`    ${e}`);
+    for (const e of c.unansweredHoldExamples) out.push(`    hold nobody got an answer for: ${e}`);
   }
   if (r.phasesMs) out.push(`  time: setup ${r.phasesMs.setup} ms (servers, seats), load ${r.phasesMs.load} ms, checks ${r.phasesMs.checks} ms`);
   if (r.loadAverage) out.push(`  machine load (1-min average, ${cpus().length} cores): ${r.loadAverage.atFault} at the fault, ${r.loadAverage.atEnd} at the end`);

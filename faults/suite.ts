@@ -17,7 +17,7 @@ import { QueueService } from "../gen/boxoffice/queue/v1/queue_service_pb";
 import { seedShow } from "../bench/lib/hold-race";
 import { runInvariantChecker } from "../bench/lib/invariants";
 import { createDatabase, startPostgres, type PostgresServer } from "../test/harness/services";
-import { availability, callFigures, queueFigures, type Availability, type CallFigures, type FaultWindow, type QueueFigures } from "./lib/analyze";
+import { availability, callFigures, failureKey, queueFigures, type Availability, type CallFigures, type FaultWindow, type QueueFigures } from "./lib/analyze";
 import type { Attempt } from "./lib/attempts";
 import { createServerInstance, postgresControl, ROOT, sleep, startRedisNode, type PostgresControl, type RedisNode, type ServerInstance } from "./lib/cluster";
 import { dataLost, reconcile, type Reconciliation } from "./lib/reconcile";
@@ -310,7 +310,7 @@ async function runScenario(
         const at = window.marks.sigtermAt;
         r.inFlightAtSigterm = {};
         for (const a of attempts.filter((x) => x.instance === 1 && x.start < at && x.end > at)) {
-          const k = a.reason ? `${a.code} ${a.reason}` : a.code;
+          const k = `${a.protocol} ${failureKey(a)}`;
           r.inFlightAtSigterm[k] = (r.inFlightAtSigterm[k] ?? 0) + 1;
         }
       }

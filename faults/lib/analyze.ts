@@ -62,6 +62,17 @@ export interface QueueFigures {
   demoted: number;
 }
 
+/** "CODE REASON", plus a state from the ErrorInfo metadata when there is one (SEAT_UNAVAILABLE: held, sold or locked). */
+export function failureKey(a: Pick<Attempt, "code" | "reason" | "detail">): string {
+  let state: string | undefined;
+  try {
+    state = a.detail ? (JSON.parse(a.detail) as Record<string, string>).state : undefined;
+  } catch {
+    /* cut short */
+  }
+  return `${a.code}${a.reason ? ` ${a.reason}` : ""}${state ? ` (${state})` : ""}`;
+}
+
 export function callFigures(attempts: Attempt[]): CallFigures {
   const f: CallFigures = { attempted: 0, ok: 0, failed: 0, failedBy: {}, byRpc: {}, byProtocol: {}, retried: 0, retries: 0 };
   for (const a of attempts) {
@@ -76,7 +87,7 @@ export function callFigures(attempts: Attempt[]): CallFigures {
       proto.ok++;
     } else {
       f.failed++;
-      const k = a.reason ? `${a.code} ${a.reason}` : a.code;
+      const k = failureKey(a);
       f.failedBy[k] = (f.failedBy[k] ?? 0) + 1;
     }
     if (a.retry > 0) f.retries++;

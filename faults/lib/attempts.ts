@@ -44,6 +44,8 @@ export interface Attempt {
   /** The ErrorInfo reason, or for INTERNAL whether the server ("server") or the connection ("transport") produced it. */
   reason?: string;
   message?: string;
+  /** The ErrorInfo metadata as JSON (e.g. a SEAT_UNAVAILABLE's state: held, sold or locked). */
+  detail?: string;
   ok?: OkResult;
 }
 

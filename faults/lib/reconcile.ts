@@ -32,6 +32,8 @@ export interface Reconciliation {
   balanceMismatches: number;
   /** Holds in the database that no OK answer named (a lost answer; harmless, they lapse). */
   unansweredHolds: number;
+  /** Up to 5 of them: user, seat, status, when. */
+  unansweredHoldExamples: string[];
   /** Up to 10 examples of anything above that is wrong. */
   examples: string[];
 }
@@ -40,6 +42,7 @@ interface ReservationRow {
   id: string;
   user_id: string;
   status: string;
+  created_at: string;
   amount: string;
   date: string;
   seat_number: number;
@@ -68,7 +71,7 @@ export async function reconcile(databaseUrl: string, attempts: Attempt[]): Promi
   try {
     reservations = (
       await c.query<ReservationRow>(
-        `select r.id, r.user_id, r.status, r.amount, d.date::text as date, s.seat_number
+        `select r.id, r.user_id, r.status, r.amount, d.date::text as date, s.seat_number, to_char(r.created_at, 'HH24:MI:SS.MS') as created_at
          from reservation r join seat s on s.id = r.seat_id join concert_date d on d.id = s.concert_date_id`,
       )
     ).rows;
@@ -89,6 +92,7 @@ export async function reconcile(databaseUrl: string, attempts: Attempt[]): Promi
     committedUnanswered: 0,
     balanceMismatches: 0,
     unansweredHolds: 0,
+    unansweredHoldExamples: [],
     examples: [],
   };
   const example = (s: string) => r.examples.length < 10 && r.examples.push(s);
@@ -185,7 +189,9 @@ export async function reconcile(databaseUrl: string, attempts: Attempt[]): Promi
       example(`wallet ${w.user_id}: balance ${w.balance}, charges - payments = ${expected}`);
     }
   }
-  r.unansweredHolds = reservations.filter((x) => !answeredHolds.has(x.id)).length;
+  const unanswered = reservations.filter((x) => !answeredHolds.has(x.id));
+  r.unansweredHolds = unanswered.length;
+  r.unansweredHoldExamples = unanswered.slice(0, 5).map((x) => `${x.id} ${x.user_id} ${x.date} #${x.seat_number} ${x.status} created ${x.created_at}`);
   return r;
 }
 

@@ -128,7 +128,7 @@ async function logical<I extends DescMessage, O extends DescMessage>(
       return { ok: true, value };
     } catch (err) {
       last = describeFailure(err);
-      attempts.push({ ...base, start, end: Date.now(), code: last.code, reason: last.reason, message: last.message });
+      attempts.push({ ...base, start, end: Date.now(), code: last.code, reason: last.reason, message: last.message, detail: last.detail });
       if (!isRetryable(last.code, last.reason)) return { ok: false, failure: last, ambiguous, gaveUp: false };
       ambiguous ||= isAmbiguous(last.code, last.reason);
       instance = 1 - instance;
@@ -153,8 +153,8 @@ async function activate(b: Buyer, round: number): Promise<string> {
     });
     if (!issued.ok) throw new RoundFailed(label("IssueToken", issued.failure));
     const ticket = issued.value.ticket!;
-    b.token = ticket.token;
-    if (ticket.status === QueueStatus.ACTIVE) return ticket.token;
+    // Kept only once ACTIVE: a round that gave up waiting must not send its WAITING token to a gated call.
+    if (ticket.status === QueueStatus.ACTIVE) return (b.token = ticket.token);
     const until = Math.min(Date.now() + input.activationTimeoutMs, stopAt);
     let reissue = false;
     while (!reissue && Date.now() < until) {
@@ -164,7 +164,7 @@ async function activate(b: Buyer, round: number): Promise<string> {
         summarize: (v) => ({ token: ticket.token, queueStatus: queueStatus(v.ticket?.status ?? 0), position: Number(v.ticket?.position ?? 0) }),
       });
       if (s.ok) {
-        if (s.value.ticket?.status === QueueStatus.ACTIVE) return ticket.token;
+        if (s.value.ticket?.status === QueueStatus.ACTIVE) return (b.token = ticket.token);
         if (s.value.ticket?.status === QueueStatus.EXPIRED) reissue = true; // the server forgot the place: ask again
       } else if (s.failure.code === "NOT_FOUND" || tokenLost(s.failure)) {
         reissue = true;

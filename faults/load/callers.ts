@@ -29,6 +29,8 @@ export interface Failure {
   code: string;
   reason?: string;
   message: string;
+  /** The ErrorInfo metadata, e.g. {"state":"locked"} for a SEAT_UNAVAILABLE. */
+  detail?: string;
 }
 
 const pathOf = (m: DescMethodUnary) => `/${m.parent.typeName}/${m.name}`;
@@ -114,7 +116,9 @@ export function describeFailure(err: unknown): Failure {
   }
   if (!ce) return { code: "TRANSPORT", message: String((err as Error)?.message ?? err).slice(0, 200) };
   const code = CODE_NAMES[ce.code] ?? "UNKNOWN";
-  let reason = ce.findDetails(ErrorInfoSchema)[0]?.reason;
+  const info = ce.findDetails(ErrorInfoSchema)[0];
+  let reason = info?.reason;
   if (!reason && code === "INTERNAL") reason = SERVER_INTERNAL.test(ce.rawMessage) ? "server" : "transport";
-  return { code, reason, message: ce.rawMessage.slice(0, 200) };
+  const metadata = info && Object.keys(info.metadata).length ? JSON.stringify(info.metadata).slice(0, 200) : undefined;
+  return { code, reason, message: ce.rawMessage.slice(0, 200), detail: metadata };
 }

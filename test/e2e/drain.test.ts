@@ -6,6 +6,7 @@
  * server never ran, or was still running when the grace period ended.
  */
 import { fork } from "node:child_process";
+import { connect as http2Connect, constants as h2, type ClientHttp2Session } from "node:http2";
 import { join } from "node:path";
 import { Client } from "pg";
 import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb";
@@ -28,6 +29,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await blocker.end().catch(() => undefined);
+  await s.server.close(0); // a no-op where the test closed it already
   await s.deps.close().catch(() => undefined);
   await db.drop();
 });
@@ -145,6 +147,55 @@ test("a burst during the drain: calls already running complete OK; calls that ar
     watchClient.close();
     healthClient.close();
     await callers.exit();
+  }
+});
+
+/** A unary gRPC call with an empty request, spoken by hand: the status from the trailers (or trailers-only headers) and the RST code. */
+function rawGrpcCall(session: ClientHttp2Session, path: string): Promise<{ status: string | undefined; rstCode: number }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
+    let status: string | undefined;
+    stream.on("response", (headers) => (status = (headers["grpc-status"] as string | undefined) ?? status));
+    stream.on("trailers", (trailers) => (status = trailers["grpc-status"] as string));
+    stream.on("error", () => undefined); // the close below carries the code
+    stream.on("close", () => resolve({ status, rstCode: stream.rstCode ?? -1 }));
+    stream.resume();
+    stream.end(Buffer.alloc(5)); // one empty message: flag 0, length 0
+    session.once("error", reject);
+  });
+}
+
+test("HTTP/2, frame by frame: an idle connection gets its GOAWAY at once; a busy one gets none while its call runs, answers a new stream UNAVAILABLE rather than refusing it, and gets its GOAWAY once the call is done", async () => {
+  const listConcerts = "/boxoffice.concert.v1.ConcertService/ListConcerts";
+  const idle = http2Connect(s.baseUrl);
+  const busy = http2Connect(s.baseUrl);
+  const goaways = new Map<ClientHttp2Session, { code: number; lastStreamId: number; at: number }>();
+  for (const session of [idle, busy]) session.on("goaway", (code, lastStreamId) => goaways.set(session, { code, lastStreamId, at: Date.now() }));
+  try {
+    expect((await rawGrpcCall(idle, listConcerts)).status).toBe("0");
+    expect((await rawGrpcCall(busy, listConcerts)).status).toBe("0");
+    const release = await blockCatalog();
+    const runningCall = rawGrpcCall(busy, listConcerts);
+    await untilWaiting(1);
+
+    const closing = s.server.close(10_000);
+    for (let i = 0; i < 100 && !goaways.has(idle); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(goaways.get(idle)).toMatchObject({ code: h2.NGHTTP2_NO_ERROR });
+
+    const lateCall = await rawGrpcCall(busy, listConcerts);
+    expect(lateCall).toEqual({ status: String(grpc.status.UNAVAILABLE), rstCode: h2.NGHTTP2_NO_ERROR });
+    expect(goaways.has(busy)).toBe(false);
+
+    const released = Date.now();
+    await release();
+    expect(await runningCall).toEqual({ status: "0", rstCode: h2.NGHTTP2_NO_ERROR });
+    await closing;
+    // Every stream the client opened was answered: the last stream id is the late call's (stream 5).
+    expect(goaways.get(busy)).toMatchObject({ code: h2.NGHTTP2_NO_ERROR, lastStreamId: 5 });
+    expect(goaways.get(busy)!.at).toBeGreaterThanOrEqual(released);
+  } finally {
+    idle.destroy();
+    busy.destroy();
   }
 });
 

@@ -1,61 +1,19 @@
 /**
  * The real process as `npm start` runs it: no DATABASE_URL, so the embedded
- * PGlite; stopped with SIGTERM as an orchestrator would.
+ * PGlite; stopped with SIGTERM to npm, as an orchestrator would.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb";
-import { freePort } from "../harness";
+import { descendants, startProcess as start, stopProcess, type Started } from "./drain-process";
 import { collect, grpc, grpcJsClient, serverStream, unary } from "./grpc-js";
 
-interface Started {
-  child: ChildProcess;
-  port: number;
-  /** Every stdout line so far, parsed (the server logs JSON lines). */
-  logs: Array<Record<string, unknown>>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** `tsx src/main.ts` with a clean environment: only what a newcomer's shell would have, plus `env`. */
-async function startProcess(env: Record<string, string>): Promise<Started> {
-  const port = await freePort();
-  const child = spawn("node_modules/.bin/tsx", ["src/main.ts"], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, HOST: "127.0.0.1", PORT: String(port), METRICS_PORT: "0", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const logs: Array<Record<string, unknown>> = [];
-  let stderr = "";
-  let buffered = "";
-  child.stdout!.on("data", (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const lines = buffered.split("\n");
-    buffered = lines.pop()!;
-    for (const line of lines) if (line.trim()) logs.push(JSON.parse(line));
-  });
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
-  );
-  // PGlite runs initdb in WebAssembly on a new data directory: seconds of CPU.
-  const deadline = Date.now() + 60_000;
-  while (!logs.some((l) => l.msg === "serving gRPC, gRPC-Web and Connect")) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${stderr}`);
-    if (Date.now() > deadline) throw new Error(`server did not start in 60 s:\n${stderr}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, port, logs, exited };
-}
-
-async function stopProcess(p: Started, signal: NodeJS.Signals = "SIGTERM") {
-  const started = Date.now();
-  p.child.kill(signal);
-  const result = await p.exited;
-  return { ...result, ms: Date.now() - started };
-}
+/** `npm start`, with a clean environment plus `env`. PGlite runs initdb in WebAssembly on a new data directory: seconds of CPU. */
+const startProcess = (env: Record<string, string>): Promise<Started> => start(["npm", "start"], env, { timeoutMs: 60_000 });
 
 /**
  * One statement against a PGlite data directory, from a separate Node process:
@@ -78,7 +36,10 @@ jest.setTimeout(150_000);
 
 const running: Started[] = [];
 afterEach(() => {
-  for (const p of running.splice(0)) if (p.child.exitCode === null) p.child.kill("SIGKILL");
+  for (const p of running.splice(0)) {
+    for (const d of descendants(p.child.pid!)) process.kill(d.pid, "SIGKILL"); // npm's server, on a failed test
+    if (p.child.exitCode === null) p.child.kill("SIGKILL");
+  }
 });
 
 test("embedded default (PGLITE_DATA_DIR=memory://): serves the demo catalog and Health SERVING; SIGTERM drains and exits 0", async () => {
