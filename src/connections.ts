@@ -1,33 +1,72 @@
 import type { createServer as createHttp1Server, IncomingMessage, ServerResponse } from "node:http";
 import type { Http2Session } from "node:http2";
 import type { Socket } from "node:net";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "./platform/logger.js";
+import { requestIdKey } from "./rpc/context.js";
+import { drainedError } from "./rpc/health.js";
 
-/** Connection bookkeeping of the one public port: protocol sniffing, idle HTTP/2 sessions, HTTP/1.1 calls during a drain. */
+/**
+ * Connection bookkeeping of the one public port: protocol sniffing, idle
+ * HTTP/2 sessions, and the drain (HTTP/2 GOAWAY, HTTP/1.1 keep-alive, calls
+ * that arrive or are still running).
+ */
 
 const HTTP2_PREFACE = Buffer.from("PRI");
 
+export interface TrackedSession {
+  /**
+   * The server is draining: the GOAWAY goes out as soon as the session has no
+   * open stream (at once if it is idle now), never while one is open.
+   */
+  drain(): void;
+}
+
 /**
+ * Idle timeout and drain of one HTTP/2 session.
+ *
  * An HTTP/2 session with no open stream for `idleMs` gets a GOAWAY
  * (session.close()); one with a stream open is never cut, however long the
  * stream lasts (WatchQueueStatus). A peer that does not take the GOAWAY
  * within `graceMs` (node keeps a session whose writes are pending) is
  * disconnected, unless a stream it opened just before is still running.
+ *
+ * Why a draining session waits for its streams before the GOAWAY: node's
+ * session.goaway() is nghttp2_submit_goaway(), and once any GOAWAY has gone
+ * out nghttp2 silently drops every new stream, whatever last-stream-id the
+ * frame carried (only nghttp2_submit_shutdown_notice() would not, and node
+ * does not expose it). The gRPC two-step GOAWAY therefore cannot be done
+ * here: a call the client sent before it read the GOAWAY is dropped and then
+ * reset with REFUSED_STREAM, which grpc-js retries but connect-node (2.1)
+ * reports as INTERNAL. So while a session still has open streams it stays
+ * without a GOAWAY, the calls arriving on it are answered UNAVAILABLE by the
+ * server (see refuseWhileDraining), and it gets its GOAWAY the moment it is
+ * idle: then nothing of the client's is in flight unless it starts a call in
+ * that very round trip.
  */
-export function closeWhenIdle(session: Http2Session, idleMs: number, graceMs: number): void {
+export function trackSession(session: Http2Session, idleMs: number, graceMs: number): TrackedSession {
   let open = 0;
+  let served = false;
+  let draining = false;
   let idle: NodeJS.Timeout | undefined;
   let grace: NodeJS.Timeout | undefined;
+  const goAway = () => {
+    clearTimeout(idle);
+    if (session.closed || session.destroyed) return;
+    session.close();
+    grace = setTimeout(() => open === 0 && session.destroy(), graceMs);
+  };
   const arm = () => {
-    idle = setTimeout(() => {
-      session.close();
-      grace = setTimeout(() => open === 0 && session.destroy(), graceMs);
-    }, idleMs);
+    idle = setTimeout(goAway, idleMs);
   };
   session.on("stream", (stream) => {
     open++;
+    served = true;
     clearTimeout(idle);
     stream.once("close", () => {
-      if (--open === 0 && !session.closed) arm();
+      if (--open > 0 || session.closed) return;
+      if (draining) goAway();
+      else arm();
     });
   });
   session.once("close", () => {
@@ -35,6 +74,16 @@ export function closeWhenIdle(session: Http2Session, idleMs: number, graceMs: nu
     clearTimeout(grace);
   });
   arm();
+  return {
+    drain() {
+      draining = true;
+      clearTimeout(idle);
+      // A session that has not opened its first stream yet is about to: its
+      // calls are answered UNAVAILABLE, then it goes. (One that never does is
+      // closed by the head deadline of its socket.)
+      if (open === 0 && served) goAway();
+    },
+  };
 }
 
 /**
@@ -89,4 +138,77 @@ export function routeConnection(socket: Socket, route: (isH2: boolean) => void):
     if (!isH2) socket.resume();
   };
   socket.on("data", onData);
+}
+
+export interface DrainSignals {
+  /** Aborted when the drain begins. */
+  draining: AbortSignal;
+  /** Aborted when SHUTDOWN_GRACE is over. */
+  graceOver: AbortSignal;
+}
+
+/**
+ * Calls during a drain, first in the pipeline after the "entered" mark.
+ *
+ * A call that arrives once the drain has begun is answered UNAVAILABLE and
+ * never runs, so its client may safely try another instance; it goes through
+ * `logged` (the logging interceptor) for its one log line and metric sample.
+ * `exempt` calls (health checks, which then report NOT_SERVING) still run.
+ *
+ * A call still running when the grace period ends is answered UNAVAILABLE
+ * there and then, so its client reads a status instead of a reset connection
+ * (connect-node reports a reset as ABORTED). Its handler is not stopped;
+ * whatever it finishes is logged by the pipeline if the process is still up.
+ */
+export function createDrainInterceptor(
+  { draining, graceOver }: DrainSignals,
+  exempt: (service: string) => boolean,
+  logged: Interceptor,
+  log: Logger,
+): Interceptor {
+  const refuse = logged(async () => {
+    throw drainedError();
+  });
+  return (next) => async (req) => {
+    if (draining.aborted && !exempt(req.service.typeName)) return refuse(req);
+    const cutOff = () => {
+      const requestId = req.contextValues.get(requestIdKey);
+      log.warn({ procedure: `/${req.service.typeName}/${req.method.name}`, requestId }, "rpc cut off: still running when SHUTDOWN_GRACE ended");
+      const err = new ConnectError("server shut down before the call finished", Code.Unavailable);
+      err.metadata.set("x-request-id", requestId);
+      return err;
+    };
+    const res = await untilAborted(next(req), graceOver, cutOff);
+    if (!res.stream) return res;
+    return { ...res, message: streamUntilAborted(res.message, graceOver, cutOff) };
+  };
+}
+
+/** `work`, or a rejection with `error()` once `signal` aborts, whichever comes first. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal, error: () => Error): Promise<T> {
+  if (signal.aborted) return Promise.reject(error());
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(error());
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener("abort", onAbort));
+}
+
+async function* streamUntilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal, error: () => Error): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    for (;;) {
+      const r = await untilAborted(it.next(), signal, error);
+      if (r.done) {
+        done = true;
+        return;
+      }
+      yield r.value;
+    }
+  } finally {
+    // Cut off or closed early: let the source know, without waiting for it.
+    if (!done) it.return?.()?.catch(() => undefined);
+  }
 }

@@ -1,13 +1,16 @@
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import { setMaxListeners } from "node:events";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { Code, cors as connectCors } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Deps } from "./deps.js";
-import { closeWhenIdle, routeConnection, trackHttp1Calls } from "./connections.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { createDrainInterceptor, routeConnection, trackHttp1Calls, trackSession, type TrackedSession } from "./connections.js";
 import { serveMetrics, type MetricsServer } from "./platform/metrics.js";
 import { createRoutes, createHealthState } from "./routes.js";
 import { ServingStatus, type HealthState } from "./rpc/health.js";
+import { createLoggingInterceptor } from "./rpc/logging.js";
 import { createCallContext, createInterceptors } from "./rpc/pipeline.js";
 import { accountRefusedCalls, markPipelineEntered, pipelineEnteredKey } from "./rpc/refused-calls.js";
 
@@ -22,13 +25,17 @@ export interface AppServer {
   /** Where Prometheus metrics are served once listening; undefined when METRICS_PORT=off. */
   readonly metricsPort: number | undefined;
   /**
-   * Graceful stop: report NOT_SERVING, stop accepting, end server streams with
-   * UNAVAILABLE, give unary calls up to `graceMs` to finish, then cut what is left.
+   * Graceful stop: report NOT_SERVING, stop accepting connections, end server
+   * streams with UNAVAILABLE, answer new calls UNAVAILABLE, send each HTTP/2
+   * connection its GOAWAY once it has no call open, give running calls up to
+   * `graceMs` to finish, then answer what is left UNAVAILABLE and cut it off.
    */
   close(graceMs?: number): Promise<void>;
 }
 
 const MAX_MESSAGE_BYTES = 1024 * 1024;
+/** After the grace period, how long the UNAVAILABLE answers get to reach their clients before every connection is cut. */
+const CUT_FLUSH_MS = 1000;
 
 /**
  * One port for every client: connections that open with the HTTP/2 preface go
@@ -46,13 +53,21 @@ export function createServer(deps: Deps): AppServer {
   const limits = deps.config.connections;
   const health = createHealthState();
   const draining = new AbortController();
+  const graceOver = new AbortController();
+  setMaxListeners(0, graceOver.signal); // one listener per running call
   const callContext = createCallContext(limits.trustProxyHops);
+  const drain = createDrainInterceptor(
+    { draining: draining.signal, graceOver: graceOver.signal },
+    (service) => service === Health.typeName,
+    createLoggingInterceptor(deps.log, deps.metrics),
+    deps.log,
+  );
   const connect = connectNodeAdapter({
     routes: (router) => {
       createRoutes(deps, health, draining.signal)(router);
       accountRefusedCalls(router, deps.log, deps.metrics);
     },
-    interceptors: [markPipelineEntered, ...createInterceptors({ ...deps, trustProxyHops: limits.trustProxyHops })],
+    interceptors: [markPipelineEntered, drain, ...createInterceptors({ ...deps, trustProxyHops: limits.trustProxyHops })],
     contextValues: (req) => callContext(req).set(pipelineEnteredKey, { entered: false }),
     readMaxBytes: MAX_MESSAGE_BYTES,
     fallback: (req, res) => httpEndpoints(health, req, res as Response),
@@ -60,16 +75,17 @@ export function createServer(deps: Deps): AppServer {
   const handler = withCors(deps.config.corsOrigins, connect as Handler);
 
   const h2 = createHttp2Server({ settings: { maxConcurrentStreams: limits.http2MaxConcurrentStreams } }, handler);
-  const sessions = new Set<Http2Session>();
+  const sessions = new Map<Http2Session, TrackedSession>();
   // The head deadline of the socket being handed to h2 right now: "session" is
   // emitted synchronously inside h2.emit("connection").
   let handingOver: NodeJS.Timeout | undefined;
   h2.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
     const headDeadline = handingOver;
     s.once("stream", () => clearTimeout(headDeadline));
-    closeWhenIdle(s, limits.http2IdleTimeoutMs, limits.headersTimeoutMs);
+    const tracked = trackSession(s, limits.http2IdleTimeoutMs, limits.headersTimeoutMs);
+    sessions.set(s, tracked);
+    s.on("close", () => sessions.delete(s));
+    if (draining.signal.aborted) tracked.drain(); // a socket that connected just before the drain
   });
 
   const h1 = createHttp1Server({
@@ -91,10 +107,8 @@ export function createServer(deps: Deps): AppServer {
   h1.on("request", handler);
 
   const sockets = new Set<Socket>();
-  const unrouted = new Set<Socket>();
   const tcp = createNetServer((socket) => {
     sockets.add(socket);
-    unrouted.add(socket);
     // Until the first request head: covers silence, a partial HTTP/2 preface
     // and, on HTTP/2, a session that never opens a stream. On HTTP/1.1, node's
     // headersTimeout takes over once the socket is handed over.
@@ -102,11 +116,9 @@ export function createServer(deps: Deps): AppServer {
     socket.on("close", () => {
       clearTimeout(headDeadline);
       sockets.delete(socket);
-      unrouted.delete(socket);
     });
     socket.on("error", () => socket.destroy());
     routeConnection(socket, (isH2) => {
-      unrouted.delete(socket);
       if (!isH2) {
         clearTimeout(headDeadline);
         h1.emit("connection", socket);
@@ -147,17 +159,24 @@ export function createServer(deps: Deps): AppServer {
     },
     async close(graceMs = deps.config.shutdownGraceMs) {
       health.setAll(ServingStatus.NOT_SERVING);
+      // Resolves once every connection is gone. A socket accepted but not yet
+      // routed is left to route: its first calls are answered UNAVAILABLE
+      // (destroying it would reset a client that is just sending its request).
       const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
       draining.abort();
-      for (const s of sessions) s.close();
+      for (const tracked of sessions.values()) tracked.drain();
       h1Calls.closeIdle();
-      for (const s of unrouted) s.destroy(); // connected, but never sent a byte
-      const timer = setTimeout(() => {
-        for (const s of sessions) s.destroy();
-        for (const s of sockets) s.destroy();
+      let cut: NodeJS.Timeout | undefined;
+      const grace = setTimeout(() => {
+        graceOver.abort();
+        cut = setTimeout(() => {
+          for (const s of sessions.keys()) s.destroy();
+          for (const s of sockets) s.destroy();
+        }, CUT_FLUSH_MS);
       }, graceMs);
       await closed;
-      clearTimeout(timer);
+      clearTimeout(grace);
+      clearTimeout(cut);
       h1.close(); // stops its connection-checking timer; its sockets are gone by now
       await metrics?.close(); // last: a scrape during the drain still sees it
     },

@@ -149,10 +149,18 @@ export function availability(attempts: Attempt[], w: FaultWindow, o: { instances
 }
 
 export function queueFigures(attempts: Attempt[]): QueueFigures {
+  // One ticket may go by several tokens (a server may sign a new one at admission): an answer
+  // that hands back another token than the one sent joins the two.
+  const ticketOf = new Map<string, string>();
+  const ticket = (t: string) => ticketOf.get(t) ?? t;
+  const ordered = [...attempts].sort((x, y) => x.start - y.start);
+  for (const a of ordered) if (a.token && a.ok?.token && a.ok.token !== a.token && !ticketOf.has(a.ok.token)) ticketOf.set(a.ok.token, ticket(a.token));
   const byToken = new Map<string, Attempt[]>();
-  for (const a of attempts) if (a.token ?? a.ok?.token) {
-    const t = (a.token ?? a.ok?.token)!;
-    byToken.set(t, [...(byToken.get(t) ?? []), a]);
+  for (const a of ordered) {
+    const t = a.token ?? a.ok?.token;
+    if (!t) continue;
+    const k = `${a.buyer} ${ticket(t)}`;
+    byToken.set(k, [...(byToken.get(k) ?? []), a]);
   }
   const q: QueueFigures = { placesLost: 0, buyersWhoLostPlace: 0, endedByUnansweredPayment: 0, movedBack: 0, demoted: 0 };
   const losers = new Set<string>();

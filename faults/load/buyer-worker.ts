@@ -157,14 +157,18 @@ async function activate(b: Buyer, round: number): Promise<string> {
     if (ticket.status === QueueStatus.ACTIVE) return (b.token = ticket.token);
     const until = Math.min(Date.now() + input.activationTimeoutMs, stopAt);
     let reissue = false;
+    // The client goes on with the token the server gave last (it may sign a new one at admission).
+    let token = ticket.token;
     while (!reissue && Date.now() < until) {
       await sleep(input.pollMs);
-      const s = await logical(b, round, "GetQueueStatus", QueueService.method.getQueueStatus, { token: ticket.token }, {
-        token: ticket.token,
-        summarize: (v) => ({ token: ticket.token, queueStatus: queueStatus(v.ticket?.status ?? 0), position: Number(v.ticket?.position ?? 0) }),
+      const sent = token;
+      const s = await logical(b, round, "GetQueueStatus", QueueService.method.getQueueStatus, { token: sent }, {
+        token: sent,
+        summarize: (v) => ({ token: v.ticket?.token || sent, queueStatus: queueStatus(v.ticket?.status ?? 0), position: Number(v.ticket?.position ?? 0) }),
       });
       if (s.ok) {
-        if (s.value.ticket?.status === QueueStatus.ACTIVE) return (b.token = ticket.token);
+        token = s.value.ticket?.token || token;
+        if (s.value.ticket?.status === QueueStatus.ACTIVE) return (b.token = token);
         if (s.value.ticket?.status === QueueStatus.EXPIRED) reissue = true; // the server forgot the place: ask again
       } else if (s.failure.code === "NOT_FOUND" || tokenLost(s.failure)) {
         reissue = true;

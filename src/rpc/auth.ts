@@ -4,6 +4,7 @@ import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebK
 import type { AuthConfig } from "../config.js";
 import { domainError } from "../platform/errors.js";
 import type { Logger } from "../platform/logger.js";
+import { Reason } from "../platform/reasons.js";
 import type { Principal } from "./context.js";
 
 /** Scopes (the `scope` claim, space-separated) that widen what a caller may do. */
@@ -14,14 +15,15 @@ export const SCOPES = {
   service: "boxoffice:service",
 } as const;
 
+/** The reasons a bearer token is refused with (UNAUTHENTICATED; keysUnavailable: UNAVAILABLE). */
 export const AUTH_REASONS = {
-  missing: "AUTH_TOKEN_MISSING",
-  malformed: "AUTH_TOKEN_MALFORMED",
-  expired: "AUTH_TOKEN_EXPIRED",
-  notYetValid: "AUTH_TOKEN_NOT_YET_VALID",
-  invalid: "AUTH_TOKEN_INVALID",
-  subject: "AUTH_SUBJECT_UNSUPPORTED",
-  keysUnavailable: "AUTH_KEYS_UNAVAILABLE",
+  missing: Reason.AUTH_TOKEN_MISSING,
+  malformed: Reason.AUTH_TOKEN_MALFORMED,
+  expired: Reason.AUTH_TOKEN_EXPIRED,
+  notYetValid: Reason.AUTH_TOKEN_NOT_YET_VALID,
+  invalid: Reason.AUTH_TOKEN_INVALID,
+  subject: Reason.AUTH_SUBJECT_UNSUPPORTED,
+  keysUnavailable: Reason.AUTH_KEYS_UNAVAILABLE,
 } as const;
 
 /** Asymmetric algorithms only: a shared secret (HS*) or `none` never verifies a caller. */
@@ -44,7 +46,7 @@ export interface Authenticator {
   close(): void;
 }
 
-const unauthenticated = (reason: string, message: string) => domainError(Code.Unauthenticated, reason, message);
+const unauthenticated = (reason: Reason, message: string) => domainError(Code.Unauthenticated, reason, message);
 
 export async function createAuthenticator(config: AuthConfig, log: Logger): Promise<Authenticator> {
   if (config.mode === "none") {

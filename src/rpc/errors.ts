@@ -5,23 +5,24 @@ import { databaseFault, type DatabaseFault } from "../platform/db/faults.js";
 import { createDatabaseOutageLog, type OutageLogOptions } from "../platform/db/outage-log.js";
 import { domainError } from "../platform/errors.js";
 import type { Logger } from "../platform/logger.js";
+import { Reason } from "../platform/reasons.js";
 import { requestIdKey } from "./context.js";
 
 /** Errors a caller may simply retry: a concurrent writer won this time. */
 function conflict(err: unknown): ConnectError | undefined {
   if (err instanceof OptimisticLockError)
-    return domainError(Code.Aborted, "CONCURRENT_UPDATE", "a concurrent update won; retry the call");
+    return domainError(Code.Aborted, Reason.CONCURRENT_UPDATE, "a concurrent update won; retry the call");
   if (err instanceof DeadlockException)
-    return domainError(Code.Aborted, "TRANSACTION_CONFLICT", "the transaction conflicted with another; retry the call");
+    return domainError(Code.Aborted, Reason.TRANSACTION_CONFLICT, "the transaction conflicted with another; retry the call");
   if (err instanceof UniqueConstraintViolationException)
-    return domainError(Code.Aborted, "CONCURRENT_INSERT", "a concurrent request created the same record; retry the call");
+    return domainError(Code.Aborted, Reason.CONCURRENT_INSERT, "a concurrent request created the same record; retry the call");
   return undefined;
 }
 
 const UNAVAILABLE_MESSAGES: Record<DatabaseFault["reason"], string> = {
-  DATABASE_UNAVAILABLE: "the database is unavailable; retry the call",
-  DATABASE_TIMEOUT: "the database did not answer in time; retry the call",
-  LOCK_TIMEOUT: "the record is busy; retry the call",
+  [Reason.DATABASE_UNAVAILABLE]: "the database is unavailable; retry the call",
+  [Reason.DATABASE_TIMEOUT]: "the database did not answer in time; retry the call",
+  [Reason.LOCK_TIMEOUT]: "the record is busy; retry the call",
 };
 
 /** The ConnectError of an aborted call: DEADLINE_EXCEEDED when its deadline passed, CANCELED otherwise. */

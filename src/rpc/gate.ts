@@ -3,7 +3,8 @@ import { isMessage } from "@bufbuild/protobuf";
 import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb.js";
 import { PayReservationRequestSchema, ReservationService } from "../../gen/boxoffice/reservation/v1/reservation_service_pb.js";
 import { errorReason } from "../platform/errors.js";
-import { GATE_REASONS, type Queue } from "../modules/queue/queue.service.js";
+import { Reason } from "../platform/reasons.js";
+import type { Queue } from "../modules/queue/queue.service.js";
 import { callerKey, principalKey } from "./context.js";
 import { checkTokenOwner } from "./identity.js";
 
@@ -59,7 +60,7 @@ export function createQueueGateInterceptor(queue: Queue): Interceptor {
       const replayable =
         token &&
         signedFor !== undefined &&
-        errorReason(err) === GATE_REASONS.expired &&
+        errorReason(err) === Reason.QUEUE_TOKEN_EXPIRED &&
         !req.stream &&
         isMessage(req.message, PayReservationRequestSchema) &&
         req.message.idempotencyKey !== "";

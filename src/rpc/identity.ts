@@ -2,6 +2,7 @@ import { Code, type HandlerContext, type Interceptor } from "@connectrpc/connect
 import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { domainError } from "../platform/errors.js";
+import { Reason } from "../platform/reasons.js";
 import { AUTH_REASONS, SCOPES, type Authenticator } from "./auth.js";
 import { clientAddressKey, principalKey, type Principal } from "./context.js";
 import { REFLECTION_SERVICES } from "./reflection.js";
@@ -13,13 +14,13 @@ const PUBLIC_PROCEDURES = new Set([`${ConcertService.typeName}/${ConcertService.
 
 export const IDENTITY_REASONS = {
   /** The request names a user other than the authenticated caller. */
-  userMismatch: "USER_MISMATCH",
+  userMismatch: Reason.USER_MISMATCH,
   /** The caller's token lacks a scope this RPC needs. */
-  scopeRequired: "SCOPE_REQUIRED",
+  scopeRequired: Reason.SCOPE_REQUIRED,
   /** The queue token belongs to another user than the authenticated caller. */
-  queueTokenNotYours: "QUEUE_TOKEN_NOT_YOURS",
+  queueTokenNotYours: Reason.QUEUE_TOKEN_NOT_YOURS,
   /** AUTH_MODE=none and the request does not say which user it is for. */
-  userRequired: "USER_ID_REQUIRED",
+  userRequired: Reason.USER_ID_REQUIRED,
 } as const;
 
 export function isPublic(service: string, method: string): boolean {

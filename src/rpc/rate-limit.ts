@@ -9,6 +9,7 @@ import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { RateLimit, RateLimitConfig } from "../config.js";
 import { domainError } from "../platform/errors.js";
 import type { Logger } from "../platform/logger.js";
+import { Reason } from "../platform/reasons.js";
 import type { Redis } from "../platform/redis.js";
 import { callerKey, clientAddressKey, principalKey } from "./context.js";
 
@@ -18,11 +19,6 @@ export interface RateLimits {
   /** Takes one call from `name`'s budget for `key`; throws RESOURCE_EXHAUSTED (reason RATE_LIMITED, RetryInfo) when spent. */
   consume(name: LimitName, key: string): Promise<void>;
 }
-
-export const RATE_LIMIT_REASONS = {
-  /** A call budget is spent; RetryInfo says when the next call is allowed. */
-  limited: "RATE_LIMITED",
-} as const;
 
 /** What each budget counts, as the refusal tells the caller. */
 const BUDGETS: Record<LimitName, string> = {
@@ -122,7 +118,7 @@ export function createRateLimits(
         log.debug({ limit: name, key, retryAfterMs }, "rate limited");
         throw domainError(
           Code.ResourceExhausted,
-          RATE_LIMIT_REASONS.limited,
+          Reason.RATE_LIMITED,
           `too many ${BUDGETS[name]} (${budget.limit.points} per ${formatWindow(budget.limit.durationMs)}); retry in ${formatRetry(retryAfterMs)}`,
           { limit: name, retry_after_ms: String(retryAfterMs) },
           [{ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(retryAfterMs) } }],

@@ -17,6 +17,7 @@ import { ManualClock } from "../../src/platform/clock";
 import { ormOptions } from "../../src/platform/db/database";
 import { dependencyUnavailableCounter } from "../../src/platform/db/outage-log";
 import { domainError, ERROR_DOMAIN, errorReason } from "../../src/platform/errors";
+import { Reason } from "../../src/platform/reasons";
 import { createLogger } from "../../src/platform/logger";
 import { createMetrics, type Metrics } from "../../src/platform/metrics";
 import { freePort } from "../harness";
@@ -145,11 +146,11 @@ test.each([
 });
 
 test("a ConnectError passes through unchanged, and is not logged as a failure", async () => {
-  const original = domainError(Code.FailedPrecondition, "TOKEN_NOT_ACTIVE", "the queue token is still waiting", { position: "17" });
+  const original = domainError(Code.FailedPrecondition, Reason.QUEUE_TOKEN_WAITING, "the queue token is still waiting", { position: "17" });
   const err = await callFailing(original);
   expect(err.code).toBe(Code.FailedPrecondition);
   expect(err.rawMessage).toBe("the queue token is still waiting");
-  expect(err.findDetails(ErrorInfoSchema)[0]).toMatchObject({ reason: "TOKEN_NOT_ACTIVE", domain: ERROR_DOMAIN, metadata: { position: "17" } });
+  expect(err.findDetails(ErrorInfoSchema)[0]).toMatchObject({ reason: "QUEUE_TOKEN_WAITING", domain: ERROR_DOMAIN, metadata: { position: "17" } });
   expect(lines.filter((l) => l.level >= 40)).toEqual([]);
   expect(lines).toEqual([expect.objectContaining({ msg: "rpc", code: "FAILED_PRECONDITION" })]);
 });

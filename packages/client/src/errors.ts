@@ -1,64 +1,95 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { QueueTicketSchema, type QueueTicket } from "./gen/boxoffice/queue/v1/queue_pb.js";
+import { ErrorReason, ErrorReasonSchema } from "./gen/boxoffice/error/v1/error_reason_pb.js";
 import { ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 
 /** The ErrorInfo domain of every refusal the server sends. */
 export const ERROR_DOMAIN = "boxoffice";
 
 /**
- * Every ErrorInfo reason the server documents (README, "Errors"), by what the
- * client can do about it. A reason not listed here is still passed through as
- * a string: new reasons may appear before a client is updated.
+ * The ErrorInfo reason strings the server sends: one per value of the
+ * proto's boxoffice.error.v1.ErrorReason, its name without the
+ * "ERROR_REASON_" prefix (e.g. "QUEUE_TOKEN_MISSING"). protobuf-es names the
+ * generated enum's members the same way.
+ */
+export type Reason = Exclude<keyof typeof ErrorReason, "UNSPECIFIED">;
+
+/** What every value's proto name starts with; never part of the reason string. */
+const PREFIX = "ERROR_REASON_";
+
+/**
+ * Every reason by its own name (`Reason.QUEUE_TOKEN_WAITING`), built from the
+ * generated enum: this package's one place that turns the proto's names into
+ * reason strings (see error_reason.proto). Compare `refusal.reason` with these.
+ */
+export const Reason = Object.freeze(
+  Object.fromEntries(
+    ErrorReasonSchema.values.filter((v) => v.number !== ErrorReason.UNSPECIFIED && v.name.startsWith(PREFIX)).map((v) => {
+      const reason = v.name.slice(PREFIX.length);
+      return [reason, reason];
+    }),
+  ),
+) as { readonly [R in Reason]: R };
+
+/** Every reason the server sends, in the proto enum's order. */
+export const ALL_REASONS: readonly Reason[] = Object.freeze(Object.values(Reason));
+
+const R = Reason;
+
+/**
+ * The reasons by what the client can do about them. A reason not listed here
+ * (from a server newer than this client) is still passed through as a string.
  */
 export const REASONS = {
   /** Fix the request. */
-  invalid: ["AMOUNT_NOT_POSITIVE", "CHARGE_LIMIT_EXCEEDED", "INVALID_PAGE_TOKEN", "USER_ID_REQUIRED"],
+  invalid: [R.AMOUNT_NOT_POSITIVE, R.CHARGE_LIMIT_EXCEEDED, R.INVALID_PAGE_TOKEN, R.USER_ID_REQUIRED],
   /** Sign in (again). */
   unauthenticated: [
-    "AUTH_TOKEN_MISSING",
-    "AUTH_TOKEN_MALFORMED",
-    "AUTH_TOKEN_EXPIRED",
-    "AUTH_TOKEN_NOT_YET_VALID",
-    "AUTH_TOKEN_INVALID",
-    "AUTH_SUBJECT_UNSUPPORTED",
+    R.AUTH_TOKEN_MISSING,
+    R.AUTH_TOKEN_MALFORMED,
+    R.AUTH_TOKEN_EXPIRED,
+    R.AUTH_TOKEN_NOT_YET_VALID,
+    R.AUTH_TOKEN_INVALID,
+    R.AUTH_SUBJECT_UNSUPPORTED,
   ],
   /** Not this user's to do. */
-  denied: ["USER_MISMATCH", "SCOPE_REQUIRED", "QUEUE_TOKEN_NOT_YOURS"],
+  denied: [R.USER_MISMATCH, R.SCOPE_REQUIRED, R.QUEUE_TOKEN_NOT_YOURS],
   /** Slow down (metadata retry_after_ms / limit). */
-  exhausted: ["RATE_LIMITED", "QUEUE_STREAMS_EXCEEDED"],
+  exhausted: [R.RATE_LIMITED, R.QUEUE_STREAMS_EXCEEDED],
   /** The queue or the booking state says no. */
   precondition: [
-    "QUEUE_TOKEN_MISSING",
-    "QUEUE_TOKEN_INVALID",
-    "QUEUE_TOKEN_EXPIRED",
-    "QUEUE_TOKEN_WAITING",
-    "SEAT_UNAVAILABLE",
-    "HOLD_LIMIT_REACHED",
-    "HOLD_EXPIRED",
-    "RESERVATION_NOT_HELD",
-    "ALREADY_PAID",
-    "INSUFFICIENT_BALANCE",
-    "BALANCE_LIMIT_EXCEEDED",
-    "IDEMPOTENCY_KEY_REUSED",
+    R.QUEUE_TOKEN_MISSING,
+    R.QUEUE_TOKEN_INVALID,
+    R.QUEUE_TOKEN_EXPIRED,
+    R.QUEUE_TOKEN_WAITING,
+    R.SEAT_UNAVAILABLE,
+    R.HOLD_LIMIT_REACHED,
+    R.HOLD_EXPIRED,
+    R.RESERVATION_NOT_HELD,
+    R.ALREADY_PAID,
+    R.INSUFFICIENT_BALANCE,
+    R.BALANCE_LIMIT_EXCEEDED,
+    R.IDEMPOTENCY_KEY_REUSED,
   ],
-  notFound: ["CONCERT_NOT_FOUND", "CONCERT_DATE_NOT_FOUND", "SEAT_NOT_FOUND", "RESERVATION_NOT_FOUND"],
+  notFound: [R.CONCERT_NOT_FOUND, R.CONCERT_DATE_NOT_FOUND, R.SEAT_NOT_FOUND, R.RESERVATION_NOT_FOUND],
   /** Retry the same call (with the same idempotency key). */
   retry: [
-    "CONCURRENT_UPDATE",
-    "TRANSACTION_CONFLICT",
-    "CONCURRENT_INSERT",
-    "LOCK_TIMEOUT",
-    "LOCK_UNAVAILABLE",
-    "DATABASE_UNAVAILABLE",
-    "DATABASE_TIMEOUT",
-    "QUEUE_UNAVAILABLE",
-    "AUTH_KEYS_UNAVAILABLE",
+    R.CONCURRENT_UPDATE,
+    R.TRANSACTION_CONFLICT,
+    R.CONCURRENT_INSERT,
+    R.LOCK_TIMEOUT,
+    R.LOCK_UNAVAILABLE,
+    R.DATABASE_UNAVAILABLE,
+    R.DATABASE_TIMEOUT,
+    R.QUEUE_UNAVAILABLE,
+    R.AUTH_KEYS_UNAVAILABLE,
   ],
 } as const;
 
-export type Reason = (typeof REASONS)[keyof typeof REASONS][number];
-
-export const ALL_REASONS: readonly Reason[] = Object.values(REASONS).flat();
+// Every reason of the enum sits in some group: a reason added to the proto does not compile until it is placed.
+type Grouped = (typeof REASONS)[keyof typeof REASONS][number];
+const everyReasonGrouped: [Exclude<Reason, Grouped>] extends [never] ? true : Exclude<Reason, Grouped> = true;
+void everyReasonGrouped;
 
 /** What a failed call says, read once from the ConnectError and its details. */
 export interface Refusal {
@@ -92,7 +123,7 @@ export function refusalOf(err: unknown): Refusal {
     reason: info?.reason || undefined,
     metadata,
     message: ce.rawMessage,
-    waitingTicket: info?.reason === "QUEUE_TOKEN_WAITING" ? ce.findDetails(QueueTicketSchema)[0] : undefined,
+    waitingTicket: info?.reason === R.QUEUE_TOKEN_WAITING ? ce.findDetails(QueueTicketSchema)[0] : undefined,
     retryAfterMs: Number.isFinite(retryAfter) && metadata.retry_after_ms !== undefined ? retryAfter : undefined,
     retryable: ce.code === Code.Aborted || ce.code === Code.Unavailable,
     requestId: ce.metadata.get("x-request-id") ?? undefined,

@@ -5,7 +5,8 @@
  * the details a refusal carries.
  */
 export { createBoxofficeClient, QUEUE_TOKEN_HEADER, type BoxofficeClient, type BoxofficeClientOptions, type Protocol } from "./client.js";
-export { ALL_REASONS, ERROR_DOMAIN, REASONS, errorReason, refusalOf, waitingTicket, type Reason, type Refusal } from "./errors.js";
+export { ALL_REASONS, ERROR_DOMAIN, REASONS, Reason, errorReason, refusalOf, waitingTicket, type Refusal } from "./errors.js";
+export { ErrorReason } from "./gen/boxoffice/error/v1/error_reason_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
 
 export * from "./gen/boxoffice/concert/v1/concert_pb.js";

@@ -2,12 +2,10 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { FilterQuery } from "@mikro-orm/core";
 import type { Clock } from "../../platform/clock.js";
 import { notFound } from "../../platform/errors.js";
+import { Reason } from "../../platform/reasons.js";
 import { ConcertDate } from "./concert-date.entity.js";
 import { Concert } from "./concert.entity.js";
 import { Seat } from "./seat.entity.js";
-
-export const CONCERT_NOT_FOUND = "CONCERT_NOT_FOUND";
-export const CONCERT_DATE_NOT_FOUND = "CONCERT_DATE_NOT_FOUND";
 
 /**
  * Seats neither sold nor under a hold that is still running at `now`. An
@@ -41,7 +39,7 @@ export interface AvailableDate {
 export async function listAvailableDates(em: EntityManager, clock: Clock, concertId: string): Promise<AvailableDate[]> {
   const dates = await em.find(ConcertDate, { concert: concertId }, { orderBy: { date: "asc" } });
   if (dates.length === 0 && (await em.count(Concert, { id: concertId })) === 0) {
-    throw notFound(CONCERT_NOT_FOUND, `no concert "${concertId}"`, { concert_id: concertId });
+    throw notFound(Reason.CONCERT_NOT_FOUND, `no concert "${concertId}"`, { concert_id: concertId });
   }
   if (dates.length === 0) return [];
   const counts = await em.execute<{ concert_date_id: string; total: number; available: number }[]>(
@@ -77,7 +75,7 @@ export function isCalendarDate(date: string): boolean {
 /** One show, or NOT_FOUND. */
 export async function findConcertDate(em: EntityManager, concertId: string, date: string): Promise<ConcertDate> {
   const show = isCalendarDate(date) ? await em.findOne(ConcertDate, { concert: concertId, date }) : null;
-  if (!show) throw notFound(CONCERT_DATE_NOT_FOUND, `concert "${concertId}" has no show on ${date}`, { concert_id: concertId, date });
+  if (!show) throw notFound(Reason.CONCERT_DATE_NOT_FOUND, `concert "${concertId}" has no show on ${date}`, { concert_id: concertId, date });
   return show;
 }
 

@@ -3,10 +3,9 @@ import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Clock } from "../../platform/clock.js";
 import { errorReason, failedPrecondition, notFound } from "../../platform/errors.js";
-import { getReservation, RESERVATION_NOT_FOUND, type ReservationView } from "../reservation/reservation.service.js";
+import { Reason } from "../../platform/reasons.js";
+import { getReservation, type ReservationView } from "../reservation/reservation.service.js";
 import { debitWithEntry } from "../wallet/wallet.service.js";
-
-export const IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED";
 
 export interface PaymentView {
   id: string;
@@ -82,9 +81,9 @@ export async function payReservation(
          where r.id = ? for update of r`,
         [now, input.reservationId],
       );
-      if (!r || r.user_id !== input.userId) throw notFound(RESERVATION_NOT_FOUND, `no reservation ${input.reservationId}`);
-      if (r.status === "CONFIRMED") throw failedPrecondition("ALREADY_PAID", "this reservation is already paid");
-      if (r.status !== "HELD") throw failedPrecondition("RESERVATION_NOT_HELD", `the reservation is ${r.status.toLowerCase()}`);
+      if (!r || r.user_id !== input.userId) throw notFound(Reason.RESERVATION_NOT_FOUND, `no reservation ${input.reservationId}`);
+      if (r.status === "CONFIRMED") throw failedPrecondition(Reason.ALREADY_PAID, "this reservation is already paid");
+      if (r.status !== "HELD") throw failedPrecondition(Reason.RESERVATION_NOT_HELD, `the reservation is ${r.status.toLowerCase()}`);
       if (!r.live) throw holdExpired();
       const amount = Number(r.amount);
 
@@ -132,7 +131,7 @@ export async function payReservation(
     // A racing call with the same key committed first (we either hit its unique
     // key or found the reservation already paid): answer with its result, or
     // with IDEMPOTENCY_KEY_REUSED if what took the key was a charge.
-    if (key && (err instanceof UniqueConstraintViolationException || errorReason(err) === "ALREADY_PAID")) {
+    if (key && (err instanceof UniqueConstraintViolationException || errorReason(err) === Reason.ALREADY_PAID)) {
       const earlier = await earlierResult(em.fork(), clock, { ...input, idempotencyKey: key });
       if (earlier) return earlier;
     }
@@ -141,7 +140,7 @@ export async function payReservation(
 }
 
 function holdExpired() {
-  return failedPrecondition("HOLD_EXPIRED", "the hold has expired; hold the seat again");
+  return failedPrecondition(Reason.HOLD_EXPIRED, "the hold has expired; hold the seat again");
 }
 
 interface KeyUse {
@@ -187,10 +186,10 @@ async function earlierResult(
 /** What a key already used answers: the first payment's result, or IDEMPOTENCY_KEY_REUSED for a charge's key or another reservation's payment. */
 async function resultOf(em: EntityManager, clock: Clock, use: KeyUse, reservationId: string): Promise<PayResult> {
   if (use.kind !== "PAYMENT" || !use.payment_id) {
-    throw failedPrecondition(IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used for a charge; use a new key for the payment");
+    throw failedPrecondition(Reason.IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used for a charge; use a new key for the payment");
   }
   if (use.reservation_id !== reservationId) {
-    throw failedPrecondition(IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used to pay another reservation");
+    throw failedPrecondition(Reason.IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used to pay another reservation");
   }
   return {
     reservation: await getReservation(em, clock, reservationId),

@@ -3,6 +3,7 @@ import { QueueTicketSchema } from "../../../gen/boxoffice/queue/v1/queue_pb.js";
 import type { Clock } from "../../platform/clock.js";
 import { domainError, failedPrecondition, notFound } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
+import { Reason } from "../../platform/reasons.js";
 import type { AdmissionLimits, AdmissionRound, IssuedTicket, QueueStore, RestorePolicy, StatusTouch, StoredTicket, TicketRef } from "./queue-store.js";
 import { signToken, verifyToken } from "./queue-token.js";
 import { toQueueTicketInit } from "./queue.mapping.js";
@@ -62,18 +63,6 @@ interface Watcher {
   lastSentAt: number;
   push(ticket: Ticket): void;
 }
-
-export const GATE_REASONS = {
-  missing: "QUEUE_TOKEN_MISSING",
-  invalid: "QUEUE_TOKEN_INVALID",
-  expired: "QUEUE_TOKEN_EXPIRED",
-  waiting: "QUEUE_TOKEN_WAITING",
-} as const;
-
-export const STREAM_REASONS = {
-  /** The ticket already has QUEUE_MAX_STREAMS_PER_TOKEN streams open on this instance. */
-  exceeded: "QUEUE_STREAMS_EXCEEDED",
-} as const;
 
 /** How often open streams refresh their users' last-seen even if nothing moved. */
 const KEEPALIVE_EVERY_MS = 15_000;
@@ -155,18 +144,18 @@ export class Queue {
    * slot); a waiting one is not touched: only polling and streams keep it alive.
    */
   async admitCaller(token: string | null, authorize?: AuthorizeTokenUser): Promise<Ticket> {
-    if (!token) throw failedPrecondition(GATE_REASONS.missing, "this call needs an x-queue-token from QueueService.IssueToken");
+    if (!token) throw failedPrecondition(Reason.QUEUE_TOKEN_MISSING, "this call needs an x-queue-token from QueueService.IssueToken");
     const ref = await this.parse(token);
-    if (!ref) throw failedPrecondition(GATE_REASONS.invalid, "the queue token is not valid");
+    if (!ref) throw failedPrecondition(Reason.QUEUE_TOKEN_INVALID, "the queue token is not valid");
     authorize?.(ref.userId);
     const use = { activeIdleTtlMs: this.settings.activeIdleTtlMs };
     const [stored] = await this.status([ref], use);
     // The gate hands on the token it was given (payment ends the ticket with it): no signing per gated call.
     const ticket = this.present(stored, token);
-    if (ticket.state === "EXPIRED") throw failedPrecondition(GATE_REASONS.expired, "the queue token has expired; ask for a new one");
+    if (ticket.state === "EXPIRED") throw failedPrecondition(Reason.QUEUE_TOKEN_EXPIRED, "the queue token has expired; ask for a new one");
     if (ticket.state === "WAITING") {
       const metadata: Record<string, string> = { position: String(ticket.position) };
-      throw failedPrecondition(GATE_REASONS.waiting, `still waiting in the queue: ${ticket.position} ahead`, metadata, [
+      throw failedPrecondition(Reason.QUEUE_TOKEN_WAITING, `still waiting in the queue: ${ticket.position} ahead`, metadata, [
         { desc: QueueTicketSchema, value: toQueueTicketInit(ticket) },
       ]);
     }
@@ -205,7 +194,7 @@ export class Queue {
     const limit = this.settings.maxStreamsPerToken;
     const open = this.streamsPerTicket.get(ref.seq) ?? 0;
     if (open >= limit)
-      throw domainError(Code.ResourceExhausted, STREAM_REASONS.exceeded, `this queue token already has ${limit} open streams; close one first`, {
+      throw domainError(Code.ResourceExhausted, Reason.QUEUE_STREAMS_EXCEEDED, `this queue token already has ${limit} open streams; close one first`, {
         limit: String(limit),
       });
     this.streamsPerTicket.set(ref.seq, open + 1);
@@ -377,7 +366,7 @@ export class Queue {
   /** The ticket a token names, once the caller may use it; a token we never signed is NOT_FOUND. */
   private async knownRef(token: string, authorize?: AuthorizeTokenUser): Promise<TicketRef> {
     const ref = await this.parse(token);
-    if (!ref) throw notFound(GATE_REASONS.invalid, "unknown queue token");
+    if (!ref) throw notFound(Reason.QUEUE_TOKEN_INVALID, "unknown queue token");
     authorize?.(ref.userId);
     return ref;
   }

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { ReplyError, type Redis } from "ioredis";
 import { domainError } from "../../platform/errors.js";
+import { Reason } from "../../platform/reasons.js";
 import {
   newGenerationId,
   RATE_WINDOW_MS,
@@ -347,7 +348,7 @@ async function reachable<T>(op: () => Promise<T>): Promise<T> {
     return await op();
   } catch (err) {
     if (err instanceof ReplyError) throw err;
-    throw domainError(Code.Unavailable, "QUEUE_UNAVAILABLE", "the waiting room is unreachable right now; retry shortly");
+    throw domainError(Code.Unavailable, Reason.QUEUE_UNAVAILABLE, "the waiting room is unreachable right now; retry shortly");
   }
 }
 

@@ -5,9 +5,10 @@ import { ReservationStatus, type ReservationSchema } from "../../../gen/boxoffic
 import { ReservationService } from "../../../gen/boxoffice/reservation/v1/reservation_service_pb.js";
 import type { Deps } from "../../deps.js";
 import { errorReason, notFound } from "../../platform/errors.js";
+import { Reason } from "../../platform/reasons.js";
 import { requireCaller } from "../../rpc/context.js";
 import { actingUser, actsForAnyone } from "../../rpc/identity.js";
-import { getReservation, listReservations, RESERVATION_NOT_FOUND, type ReservationView } from "./reservation.service.js";
+import { getReservation, listReservations, type ReservationView } from "./reservation.service.js";
 import { cancelHold, holdSeat } from "./seat-hold.service.js";
 
 const STATUS = {
@@ -69,7 +70,7 @@ export function registerReservationRoutes(
     async getReservation(req, ctx) {
       const r = await getReservation(deps.orm.em.fork(), deps.clock, req.reservationId);
       // Another user's reservation reads as absent, as for CancelHold: its existence is not theirs to learn.
-      if (!actsForAnyone(ctx) && actingUser(ctx, "") !== r.userId) throw notFound(RESERVATION_NOT_FOUND, `no reservation ${req.reservationId}`);
+      if (!actsForAnyone(ctx) && actingUser(ctx, "") !== r.userId) throw notFound(Reason.RESERVATION_NOT_FOUND, `no reservation ${req.reservationId}`);
       return { reservation: toReservationInit(r) };
     },
     async listReservations(req, ctx) {

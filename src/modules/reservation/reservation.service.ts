@@ -1,10 +1,8 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Clock } from "../../platform/clock.js";
 import { invalidArgument, notFound } from "../../platform/errors.js";
+import { Reason } from "../../platform/reasons.js";
 import { Reservation, type ReservationStatus } from "./reservation.entity.js";
-
-export const RESERVATION_NOT_FOUND = "RESERVATION_NOT_FOUND";
-export const INVALID_PAGE_TOKEN = "INVALID_PAGE_TOKEN";
 
 /** A reservation as callers see it: where the seat is, and its status at the clock's time. */
 export interface ReservationView {
@@ -50,7 +48,7 @@ export function viewOf(r: Reservation, now: Date): ReservationView {
 /** One reservation, or NOT_FOUND. */
 export async function getReservation(em: EntityManager, clock: Clock, id: string): Promise<ReservationView> {
   const r = await em.findOne(Reservation, { id }, { populate: ["seat.concertDate"] });
-  if (!r) throw notFound(RESERVATION_NOT_FOUND, `no reservation ${id}`, { reservation_id: id });
+  if (!r) throw notFound(Reason.RESERVATION_NOT_FOUND, `no reservation ${id}`, { reservation_id: id });
   return viewOf(r, clock.now());
 }
 
@@ -99,6 +97,6 @@ function encodeCursor(r: Pick<Reservation, "createdAt" | "id">): string {
 
 function decodeCursor(token: string): { createdAt: Date; id: string } {
   const m = CURSOR.exec(Buffer.from(token, "base64url").toString());
-  if (!m) throw invalidArgument(INVALID_PAGE_TOKEN, "page_token is not one this server issued");
+  if (!m) throw invalidArgument(Reason.INVALID_PAGE_TOKEN, "page_token is not one this server issued");
   return { createdAt: new Date(Number(m[1])), id: m[2] };
 }

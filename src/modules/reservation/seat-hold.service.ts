@@ -7,18 +7,11 @@ import type { Config } from "../../config.js";
 import type { Clock } from "../../platform/clock.js";
 import { domainError, errorReason, failedPrecondition, notFound } from "../../platform/errors.js";
 import type { Lease, Locks } from "../../platform/locks.js";
+import { Reason } from "../../platform/reasons.js";
 import { findConcertDate, freeSeatFilter, isCalendarDate, isSeatFree } from "../concert/concert.service.js";
 import { Seat } from "../concert/seat.entity.js";
 import { Reservation } from "./reservation.entity.js";
-import { getReservation, RESERVATION_NOT_FOUND, statusAt, viewOf, type ReservationView } from "./reservation.service.js";
-
-export const SEAT_UNAVAILABLE = "SEAT_UNAVAILABLE";
-export const SEAT_NOT_FOUND = "SEAT_NOT_FOUND";
-export const HOLD_LIMIT_REACHED = "HOLD_LIMIT_REACHED";
-export const HOLD_EXPIRED = "HOLD_EXPIRED";
-export const RESERVATION_NOT_HELD = "RESERVATION_NOT_HELD";
-export const LOCK_UNAVAILABLE = "LOCK_UNAVAILABLE";
-export const IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED";
+import { getReservation, statusAt, viewOf, type ReservationView } from "./reservation.service.js";
 
 /** First key of the two-key advisory locks that serialise one user's holds. ("Hold" in ASCII.) */
 const USER_HOLDS_LOCK_SPACE = 0x486f6c64;
@@ -91,7 +84,7 @@ async function findSeat(em: EntityManager, input: HoldSeatInput, now: Date): Pro
   );
   if (!row) {
     await findConcertDate(em, input.concertId, input.date);
-    throw notFound(SEAT_NOT_FOUND, `no seat ${input.seatNumber} on ${input.date}`, { seat_number: String(input.seatNumber) });
+    throw notFound(Reason.SEAT_NOT_FOUND, `no seat ${input.seatNumber} on ${input.date}`, { seat_number: String(input.seatNumber) });
   }
   return { id: Number(row.id), price: Number(row.price), free: row.free, sold: row.sold, ownHoldId: row.own_hold_id ?? undefined };
 }
@@ -106,7 +99,7 @@ async function findHoldByKey(em: EntityManager, clock: Clock, input: HoldSeatInp
   if (!r) return undefined;
   const first = viewOf(r, clock.now());
   if (first.concertId !== input.concertId || first.date !== input.date || first.seatNumber !== input.seatNumber) {
-    throw failedPrecondition(IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used to hold another seat");
+    throw failedPrecondition(Reason.IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used to hold another seat");
   }
   return first;
 }
@@ -144,7 +137,7 @@ export interface HoldSeatResult {
 }
 
 const seatUnavailable = (input: HoldSeatInput, state: "held" | "sold" | "locked") =>
-  failedPrecondition(SEAT_UNAVAILABLE, `seat ${input.seatNumber} of ${input.concertId} on ${input.date} is not free`, {
+  failedPrecondition(Reason.SEAT_UNAVAILABLE, `seat ${input.seatNumber} of ${input.concertId} on ${input.date} is not free`, {
     concert_id: input.concertId,
     date: input.date,
     seat_number: String(input.seatNumber),
@@ -210,7 +203,7 @@ export async function holdSeat(
   } catch (err) {
     // A twin with this key got here first (its lease lapsed, or Redis is
     // down and the database decided): its hold is this call's answer too.
-    if (err instanceof UniqueConstraintViolationException || errorReason(err) === SEAT_UNAVAILABLE) {
+    if (err instanceof UniqueConstraintViolationException || errorReason(err) === Reason.SEAT_UNAVAILABLE) {
       const first = await findHoldByKey(em.fork(), clock, input, key);
       if (first) return earlier(first);
     }
@@ -241,7 +234,7 @@ async function claimSeat(
     if (got === "busy") throw seatUnavailable(input, "locked");
     if (got === "unavailable") {
       if (onLockUnavailable === "refuse") {
-        throw domainError(Code.Unavailable, LOCK_UNAVAILABLE, "seat locks are unavailable; retry shortly");
+        throw domainError(Code.Unavailable, Reason.LOCK_UNAVAILABLE, "seat locks are unavailable; retry shortly");
       }
       lock = "unavailable";
     } else {
@@ -277,7 +270,7 @@ async function claimSeat(
       await tx.execute(`select pg_advisory_xact_lock(?, hashtext(?))`, [USER_HOLDS_LOCK_SPACE, input.userId]);
       const live = await tx.count(Reservation, { userId: input.userId, status: "HELD", holdExpiresAt: { $gt: now } });
       if (live >= hold.maxPerUser) {
-        throw failedPrecondition(HOLD_LIMIT_REACHED, `at most ${hold.maxPerUser} seats may be held at once`, {
+        throw failedPrecondition(Reason.HOLD_LIMIT_REACHED, `at most ${hold.maxPerUser} seats may be held at once`, {
           max_per_user: String(hold.maxPerUser),
         });
       }
@@ -330,10 +323,10 @@ export async function cancelHold(em: EntityManager, clock: Clock, userId: string
     );
     if (cancelled !== 1) {
       const r = await tx.findOne(Reservation, { id: reservationId });
-      if (!r || r.userId !== userId) throw notFound(RESERVATION_NOT_FOUND, `no reservation ${reservationId}`, { reservation_id: reservationId });
+      if (!r || r.userId !== userId) throw notFound(Reason.RESERVATION_NOT_FOUND, `no reservation ${reservationId}`, { reservation_id: reservationId });
       const status = statusAt(r, now);
-      if (status === "EXPIRED") throw failedPrecondition(HOLD_EXPIRED, "the hold has expired", { reservation_id: reservationId });
-      throw failedPrecondition(RESERVATION_NOT_HELD, `the reservation is ${status}, not held`, { reservation_id: reservationId, status });
+      if (status === "EXPIRED") throw failedPrecondition(Reason.HOLD_EXPIRED, "the hold has expired", { reservation_id: reservationId });
+      throw failedPrecondition(Reason.RESERVATION_NOT_HELD, `the reservation is ${status}, not held`, { reservation_id: reservationId, status });
     }
     await tx.nativeUpdate(
       Seat,

@@ -3,6 +3,7 @@ import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Clock } from "../../platform/clock.js";
 import { failedPrecondition, invalidArgument } from "../../platform/errors.js";
+import { Reason } from "../../platform/reasons.js";
 import { WalletEntry, type WalletEntryKind } from "./wallet-entry.entity.js";
 import { Wallet } from "./wallet.entity.js";
 
@@ -26,8 +27,6 @@ export interface ChargeResult {
   entry: EntryView;
 }
 
-export const IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED";
-
 const MAX_PAGE = 100;
 const DEFAULT_PAGE = 20;
 
@@ -43,9 +42,9 @@ export async function chargeBalance(
   limits: WalletLimits,
   input: { userId: string; amount: bigint; idempotencyKey?: string },
 ): Promise<ChargeResult> {
-  if (input.amount <= 0n) throw invalidArgument("AMOUNT_NOT_POSITIVE", "amount must be positive");
+  if (input.amount <= 0n) throw invalidArgument(Reason.AMOUNT_NOT_POSITIVE, "amount must be positive");
   if (input.amount > BigInt(limits.chargeMax)) {
-    throw invalidArgument("CHARGE_LIMIT_EXCEEDED", `one charge may add at most ${limits.chargeMax} won`, { max: String(limits.chargeMax) });
+    throw invalidArgument(Reason.CHARGE_LIMIT_EXCEEDED, `one charge may add at most ${limits.chargeMax} won`, { max: String(limits.chargeMax) });
   }
   const amount = Number(input.amount);
   const key = input.idempotencyKey || undefined;
@@ -69,7 +68,7 @@ export async function chargeBalance(
         [amount, now, input.userId, limits.balanceMax - amount],
       );
       if (!row) {
-        throw failedPrecondition("BALANCE_LIMIT_EXCEEDED", `a balance may not exceed ${limits.balanceMax} won`, { max: String(limits.balanceMax) });
+        throw failedPrecondition(Reason.BALANCE_LIMIT_EXCEEDED, `a balance may not exceed ${limits.balanceMax} won`, { max: String(limits.balanceMax) });
       }
       const entry = await appendEntry(tx, now, { userId: input.userId, kind: "CHARGE", amount, balanceAfter: Number(row.balance), idempotencyKey: key });
       return { balance: entry.balanceAfter, entry };
@@ -124,7 +123,7 @@ export async function debitWithEntry(
   if (!row) {
     const balance = await getBalance(tx, e.userId);
         // The figures go in the metadata for the client, not in the message: messages reach the logs.
-    throw failedPrecondition("INSUFFICIENT_BALANCE", "the balance does not cover the amount", {
+    throw failedPrecondition(Reason.INSUFFICIENT_BALANCE, "the balance does not cover the amount", {
       balance: String(balance),
       required: String(e.amount),
     });
@@ -143,10 +142,10 @@ async function findByKey(em: EntityManager, userId: string, key: string) {
  */
 function replay(earlier: WalletEntry, amount: number): ChargeResult {
   if (earlier.kind !== "CHARGE") {
-    throw failedPrecondition(IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used for a payment; use a new key for the charge");
+    throw failedPrecondition(Reason.IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used for a payment; use a new key for the charge");
   }
   if (earlier.amount !== amount) {
-    throw failedPrecondition(IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used for a charge of another amount");
+    throw failedPrecondition(Reason.IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used for a charge of another amount");
   }
   return { balance: earlier.balanceAfter, entry: view(earlier) };
 }
@@ -195,6 +194,6 @@ function encodeCursor(seq: number): string {
 
 function decodeCursor(token: string): number {
   const m = CURSOR.exec(Buffer.from(token, "base64url").toString());
-  if (!m) throw invalidArgument("INVALID_PAGE_TOKEN", "page_token is not one this server issued");
+  if (!m) throw invalidArgument(Reason.INVALID_PAGE_TOKEN, "page_token is not one this server issued");
   return Number(m[1]);
 }

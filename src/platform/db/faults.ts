@@ -1,4 +1,5 @@
 import { ConnectionException, LockWaitTimeoutException } from "@mikro-orm/core";
+import { Reason } from "../reasons.js";
 
 /**
  * Why the database could not serve a call, as the caller should hear it:
@@ -9,20 +10,20 @@ import { ConnectionException, LockWaitTimeoutException } from "@mikro-orm/core";
  * error code or the driver's words, never the statement or its values.
  */
 export interface DatabaseFault {
-  reason: "DATABASE_UNAVAILABLE" | "DATABASE_TIMEOUT" | "LOCK_TIMEOUT";
+  reason: typeof Reason.DATABASE_UNAVAILABLE | typeof Reason.DATABASE_TIMEOUT | typeof Reason.LOCK_TIMEOUT;
   kind: string;
 }
 
 /** SQLSTATEs that mean "not now" rather than "never": the same call may well succeed later. */
 const SQLSTATES: Record<string, DatabaseFault> = {
-  "57014": { reason: "DATABASE_TIMEOUT", kind: "57014 query_canceled" },
-  "55P03": { reason: "LOCK_TIMEOUT", kind: "55P03 lock_not_available" },
-  "25P03": { reason: "DATABASE_UNAVAILABLE", kind: "25P03 idle_in_transaction_session_timeout" },
-  "57P01": { reason: "DATABASE_UNAVAILABLE", kind: "57P01 admin_shutdown" },
-  "57P02": { reason: "DATABASE_UNAVAILABLE", kind: "57P02 crash_shutdown" },
-  "57P03": { reason: "DATABASE_UNAVAILABLE", kind: "57P03 cannot_connect_now" },
-  "57P05": { reason: "DATABASE_UNAVAILABLE", kind: "57P05 idle_session_timeout" },
-  "53300": { reason: "DATABASE_UNAVAILABLE", kind: "53300 too_many_connections" },
+  "57014": { reason: Reason.DATABASE_TIMEOUT, kind: "57014 query_canceled" },
+  "55P03": { reason: Reason.LOCK_TIMEOUT, kind: "55P03 lock_not_available" },
+  "25P03": { reason: Reason.DATABASE_UNAVAILABLE, kind: "25P03 idle_in_transaction_session_timeout" },
+  "57P01": { reason: Reason.DATABASE_UNAVAILABLE, kind: "57P01 admin_shutdown" },
+  "57P02": { reason: Reason.DATABASE_UNAVAILABLE, kind: "57P02 crash_shutdown" },
+  "57P03": { reason: Reason.DATABASE_UNAVAILABLE, kind: "57P03 cannot_connect_now" },
+  "57P05": { reason: Reason.DATABASE_UNAVAILABLE, kind: "57P05 idle_session_timeout" },
+  "53300": { reason: Reason.DATABASE_UNAVAILABLE, kind: "53300 too_many_connections" },
 };
 
 /** Socket failures on the way to the server (Node's `code` on the driver's error). */
@@ -96,14 +97,14 @@ function ownFault(err: ErrorFields): DatabaseFault | undefined {
     const known = SQLSTATES[code];
     if (known) return known;
     // Class 08: connection exception (08000, 08003, 08006, 08001, 08004, 08P01, ...).
-    if (/^08[0-9A-Z]{3}$/.test(code)) return { reason: "DATABASE_UNAVAILABLE", kind: `${code} connection_exception` };
-    if (SOCKET_CODES.has(code)) return { reason: "DATABASE_UNAVAILABLE", kind: code };
+    if (/^08[0-9A-Z]{3}$/.test(code)) return { reason: Reason.DATABASE_UNAVAILABLE, kind: `${code} connection_exception` };
+    if (SOCKET_CODES.has(code)) return { reason: Reason.DATABASE_UNAVAILABLE, kind: code };
     // A Unix socket path with no server behind it.
-    if (code === "ENOENT" && syscall === "connect") return { reason: "DATABASE_UNAVAILABLE", kind: code };
+    if (code === "ENOENT" && syscall === "connect") return { reason: Reason.DATABASE_UNAVAILABLE, kind: code };
   }
-  if (name === "KnexTimeoutError") return { reason: "DATABASE_UNAVAILABLE", kind: "pool acquire timeout" };
-  if (err instanceof LockWaitTimeoutException) return { reason: "LOCK_TIMEOUT", kind: "lock wait timeout" };
-  if (err instanceof ConnectionException) return { reason: "DATABASE_UNAVAILABLE", kind: "connection exception" };
-  if (typeof message === "string") for (const [pattern, kind] of LOST_CONNECTION) if (pattern.test(message)) return { reason: "DATABASE_UNAVAILABLE", kind };
+  if (name === "KnexTimeoutError") return { reason: Reason.DATABASE_UNAVAILABLE, kind: "pool acquire timeout" };
+  if (err instanceof LockWaitTimeoutException) return { reason: Reason.LOCK_TIMEOUT, kind: "lock wait timeout" };
+  if (err instanceof ConnectionException) return { reason: Reason.DATABASE_UNAVAILABLE, kind: "connection exception" };
+  if (typeof message === "string") for (const [pattern, kind] of LOST_CONNECTION) if (pattern.test(message)) return { reason: Reason.DATABASE_UNAVAILABLE, kind };
   return undefined;
 }

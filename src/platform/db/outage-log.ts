@@ -1,6 +1,7 @@
 import { Counter, type Registry } from "prom-client";
 import { systemClock, type Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
+import { Reason } from "../reasons.js";
 import type { DatabaseFault } from "./faults.js";
 
 /** How long after a logged line the same kind of failure is only counted. */
@@ -38,9 +39,9 @@ export interface DatabaseOutageLog {
 }
 
 const MESSAGES: Record<DatabaseFault["reason"], string> = {
-  DATABASE_UNAVAILABLE: "database unavailable",
-  DATABASE_TIMEOUT: "database statement timed out",
-  LOCK_TIMEOUT: "database row lock wait timed out",
+  [Reason.DATABASE_UNAVAILABLE]: "database unavailable",
+  [Reason.DATABASE_TIMEOUT]: "database statement timed out",
+  [Reason.LOCK_TIMEOUT]: "database row lock wait timed out",
 };
 
 const METRIC = "dependency_unavailable_total";
@@ -83,7 +84,7 @@ export function createDatabaseOutageLog(log: Logger, registry?: Registry, option
       if (verdict.pass) {
         log.warn({ ...fields, dependency: "database", reason: fault.reason, kind: fault.kind, suppressed: verdict.suppressed }, MESSAGES[fault.reason]);
       }
-      if (fault.reason !== "DATABASE_UNAVAILABLE") return;
+      if (fault.reason !== Reason.DATABASE_UNAVAILABLE) return;
       outage ??= { since: now, failures: 0, procedures: new Set(), logged: false };
       outage.failures++;
       outage.procedures.add(scope);
