@@ -11,6 +11,7 @@ import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health
 import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.js";
+import { file_boxoffice_error_v1_error_reason } from "../gen/boxoffice/error/v1/error_reason_pb.js";
 import type { Deps } from "./deps.js";
 import { registerConcertRoutes } from "./modules/concert/concert.routes.js";
 import { createPayReservationHandler } from "./modules/payment/payment.routes.js";
@@ -33,6 +34,8 @@ const API_FILES: DescFile[] = [
   file_grpc_reflection_v1alpha_reflection,
   // Not imported by any service, but sent in error details: clients may ask for it.
   file_google_rpc_error_details,
+  // The ErrorInfo reasons those details carry, as the proto enum that lists them.
+  file_boxoffice_error_v1_error_reason,
 ];
 
 export function createHealthState(): HealthState {

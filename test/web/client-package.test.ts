@@ -8,8 +8,9 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { ALL_REASONS, Code, createBoxofficeClient, QueueStatus, refusalOf, waitingTicket, type Protocol } from "../../packages/client/src";
+import { ALL_REASONS, Code, createBoxofficeClient, QueueStatus, REASONS, refusalOf, waitingTicket, type Protocol } from "../../packages/client/src";
 import { bundleClient } from "../../packages/client/scripts/build";
+import { ALL_REASONS as SERVER_REASONS } from "../../src/platform/reasons";
 import { explain, WORDS } from "../../web/src/reasons";
 import { createTestDatabase, freePort, startTestServer, type TestDatabase, type TestServer } from "../harness";
 
@@ -88,6 +89,12 @@ test("the client knows every reason the README documents, and the page has words
   expect(documented.length).toBeGreaterThan(30);
   expect(documented.filter((r) => !(ALL_REASONS as readonly string[]).includes(r))).toEqual([]);
   for (const r of ALL_REASONS) expect(WORDS[r]).toBeDefined();
+});
+
+test("the client's reasons are its generated copy of the proto enum's, each in one group of REASONS", () => {
+  expect(ALL_REASONS).toEqual(SERVER_REASONS);
+  const grouped = Object.values(REASONS).flat();
+  expect([...grouped].sort()).toEqual([...ALL_REASONS].sort());
 });
 
 describe.each<Protocol>(["connect", "grpc-web"])("the helpers against the server, over %s", (protocol) => {

@@ -159,11 +159,26 @@ export const ListAvailableSeatsResponseSchema: GenMessage<ListAvailableSeatsResp
 /**
  * The catalog: concerts, their dates and free seats.
  *
+ * Each RPC's comment ends with the errors it can return: gRPC codes, with the
+ * google.rpc.ErrorInfo reasons each carries (boxoffice.error.v1.ErrorReason
+ * names without the ERROR_REASON_ prefix; see the README, "Errors").
+ * Reasons a bearer token earns are sent only when the server authenticates
+ * callers. Any call may also end DEADLINE_EXCEEDED or CANCELLED (its deadline
+ * ran out, or it was cancelled), or INTERNAL (a bug), without a reason.
+ *
  * @generated from service boxoffice.concert.v1.ConcertService
  */
 export const ConcertService: GenService<{
   /**
    * All concerts on sale. Needs no queue token.
+   * Errors:
+   *   UNAUTHENTICATED: AUTH_TOKEN_MALFORMED, AUTH_TOKEN_EXPIRED,
+   *     AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID, AUTH_SUBJECT_UNSUPPORTED
+   *     (only for a bearer token that is sent and does not verify).
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (calls without a verified bearer
+   *     token, per address).
+   *   UNAVAILABLE: DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, LOCK_TIMEOUT,
+   *     AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.concert.v1.ConcertService.ListConcerts
    */
@@ -174,6 +189,19 @@ export const ConcertService: GenService<{
   },
   /**
    * Dates of a concert that still have a free seat. Needs an ACTIVE queue token.
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   PERMISSION_DENIED: QUEUE_TOKEN_NOT_YOURS.
+   *   FAILED_PRECONDITION: QUEUE_TOKEN_MISSING, QUEUE_TOKEN_INVALID,
+   *     QUEUE_TOKEN_EXPIRED, QUEUE_TOKEN_WAITING.
+   *   NOT_FOUND: CONCERT_NOT_FOUND.
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (calls without a verified bearer
+   *     token, per address).
+   *   UNAVAILABLE: DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, LOCK_TIMEOUT,
+   *     QUEUE_UNAVAILABLE, AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.concert.v1.ConcertService.ListAvailableDates
    */
@@ -184,6 +212,19 @@ export const ConcertService: GenService<{
   },
   /**
    * Free seats of one show. Needs an ACTIVE queue token.
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   PERMISSION_DENIED: QUEUE_TOKEN_NOT_YOURS.
+   *   FAILED_PRECONDITION: QUEUE_TOKEN_MISSING, QUEUE_TOKEN_INVALID,
+   *     QUEUE_TOKEN_EXPIRED, QUEUE_TOKEN_WAITING.
+   *   NOT_FOUND: CONCERT_DATE_NOT_FOUND (no such concert, or no show that day).
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (calls without a verified bearer
+   *     token, per address).
+   *   UNAVAILABLE: DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, LOCK_TIMEOUT,
+   *     QUEUE_UNAVAILABLE, AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.concert.v1.ConcertService.ListAvailableSeats
    */

@@ -294,8 +294,9 @@ export enum ErrorReason {
   RESERVATION_NOT_FOUND = 31,
 
   /**
-   * ABORTED: a concurrent update of the same record won (optimistic lock);
-   * retry the call.
+   * ABORTED: a concurrent update of the same record won (MikroORM's
+   * optimistic lock on a versioned entity); retry the call. No RPC writes
+   * through a versioned flush today, so none sends it yet.
    *
    * @generated from enum value: ERROR_REASON_CONCURRENT_UPDATE = 32;
    */

@@ -147,6 +147,13 @@ export const WatchQueueStatusResponseSchema: GenMessage<WatchQueueStatusResponse
 /**
  * The waiting room in front of the booking RPCs.
  *
+ * Each RPC's comment ends with the errors it can return: gRPC codes, with the
+ * google.rpc.ErrorInfo reasons each carries (boxoffice.error.v1.ErrorReason
+ * names without the ERROR_REASON_ prefix; see the README, "Errors").
+ * Reasons a bearer token earns are sent only when the server authenticates
+ * callers. Any call may also end DEADLINE_EXCEEDED or CANCELLED (its deadline
+ * ran out, or it was cancelled), or INTERNAL (a bug), without a reason.
+ *
  * @generated from service boxoffice.queue.v1.QueueService
  */
 export const QueueService: GenService<{
@@ -154,6 +161,16 @@ export const QueueService: GenService<{
    * Returns the user's live token, or a new one at the back of the line.
    * The user is the caller (or, with the boxoffice:service scope, any user
    * named in the request); another user is PERMISSION_DENIED (USER_MISMATCH).
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason);
+   *     USER_ID_REQUIRED.
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   PERMISSION_DENIED: USER_MISMATCH.
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (per user and per address; and calls
+   *     without a verified bearer token, per address).
+   *   UNAVAILABLE: QUEUE_UNAVAILABLE, AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.queue.v1.QueueService.IssueToken
    */
@@ -166,6 +183,16 @@ export const QueueService: GenService<{
    * Reports a token's state. Polling keeps a waiting token in line.
    * The token must belong to the caller (unless the caller has the
    * boxoffice:service scope); otherwise PERMISSION_DENIED (QUEUE_TOKEN_NOT_YOURS).
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   PERMISSION_DENIED: QUEUE_TOKEN_NOT_YOURS.
+   *   NOT_FOUND: QUEUE_TOKEN_INVALID (a token this server did not sign).
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (calls without a verified bearer
+   *     token, per address).
+   *   UNAVAILABLE: QUEUE_UNAVAILABLE, AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.queue.v1.QueueService.GetQueueStatus
    */
@@ -179,6 +206,17 @@ export const QueueService: GenService<{
    * An open stream keeps a waiting token in line. The token must belong to
    * the caller (unless the caller has the boxoffice:service scope); otherwise
    * PERMISSION_DENIED (QUEUE_TOKEN_NOT_YOURS).
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   PERMISSION_DENIED: QUEUE_TOKEN_NOT_YOURS.
+   *   NOT_FOUND: QUEUE_TOKEN_INVALID (a token this server did not sign).
+   *   RESOURCE_EXHAUSTED: QUEUE_STREAMS_EXCEEDED; RATE_LIMITED (calls without a
+   *     verified bearer token, per address).
+   *   UNAVAILABLE: QUEUE_UNAVAILABLE, AUTH_KEYS_UNAVAILABLE; and, with no
+   *     reason, every open stream when the server shuts down.
    *
    * @generated from rpc boxoffice.queue.v1.QueueService.WatchQueueStatus
    */

@@ -310,6 +310,13 @@ export const ListReservationsResponseSchema: GenMessage<ListReservationsResponse
 /**
  * Seat holds and their payment.
  *
+ * Each RPC's comment ends with the errors it can return: gRPC codes, with the
+ * google.rpc.ErrorInfo reasons each carries (boxoffice.error.v1.ErrorReason
+ * names without the ERROR_REASON_ prefix; see the README, "Errors").
+ * Reasons a bearer token earns are sent only when the server authenticates
+ * callers. Any call may also end DEADLINE_EXCEEDED or CANCELLED (its deadline
+ * ran out, or it was cancelled), or INTERNAL (a bug), without a reason.
+ *
  * @generated from service boxoffice.reservation.v1.ReservationService
  */
 export const ReservationService: GenService<{
@@ -318,6 +325,21 @@ export const ReservationService: GenService<{
    * Safe to retry: a seat the caller already holds comes back as that hold
    * (not SEAT_UNAVAILABLE), and a retry with the same idempotency_key returns
    * the first hold as it stands now (see HoldSeatRequest.idempotency_key).
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   PERMISSION_DENIED: QUEUE_TOKEN_NOT_YOURS.
+   *   FAILED_PRECONDITION: QUEUE_TOKEN_MISSING, QUEUE_TOKEN_INVALID,
+   *     QUEUE_TOKEN_EXPIRED, QUEUE_TOKEN_WAITING;
+   *     SEAT_UNAVAILABLE, HOLD_LIMIT_REACHED, IDEMPOTENCY_KEY_REUSED.
+   *   NOT_FOUND: CONCERT_DATE_NOT_FOUND, SEAT_NOT_FOUND.
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (per user and per address; and calls
+   *     without a verified bearer token, per address).
+   *   ABORTED: TRANSACTION_CONFLICT, CONCURRENT_INSERT (retry).
+   *   UNAVAILABLE: DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, LOCK_TIMEOUT,
+   *     QUEUE_UNAVAILABLE, AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.reservation.v1.ReservationService.HoldSeat
    */
@@ -328,6 +350,21 @@ export const ReservationService: GenService<{
   },
   /**
    * Releases the caller's own hold at once. Needs an ACTIVE queue token.
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   PERMISSION_DENIED: QUEUE_TOKEN_NOT_YOURS.
+   *   FAILED_PRECONDITION: QUEUE_TOKEN_MISSING, QUEUE_TOKEN_INVALID,
+   *     QUEUE_TOKEN_EXPIRED, QUEUE_TOKEN_WAITING;
+   *     HOLD_EXPIRED, RESERVATION_NOT_HELD.
+   *   NOT_FOUND: RESERVATION_NOT_FOUND (also another user's).
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (calls without a verified bearer
+   *     token, per address).
+   *   ABORTED: TRANSACTION_CONFLICT (retry).
+   *   UNAVAILABLE: DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, LOCK_TIMEOUT,
+   *     QUEUE_UNAVAILABLE, AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.reservation.v1.ReservationService.CancelHold
    */
@@ -342,6 +379,23 @@ export const ReservationService: GenService<{
    * the token, so a retry that carries the idempotency_key of a payment
    * already completed is answered with that payment's result even though its
    * token is now EXPIRED (see PayReservationRequest.idempotency_key).
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   PERMISSION_DENIED: QUEUE_TOKEN_NOT_YOURS.
+   *   FAILED_PRECONDITION: QUEUE_TOKEN_MISSING, QUEUE_TOKEN_INVALID,
+   *     QUEUE_TOKEN_EXPIRED, QUEUE_TOKEN_WAITING;
+   *     ALREADY_PAID, RESERVATION_NOT_HELD, HOLD_EXPIRED, INSUFFICIENT_BALANCE,
+   *     IDEMPOTENCY_KEY_REUSED.
+   *   NOT_FOUND: RESERVATION_NOT_FOUND (also another user's).
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (calls without a verified bearer
+   *     token, per address).
+   *   ABORTED: TRANSACTION_CONFLICT, CONCURRENT_INSERT (retry with the same
+   *     idempotency_key).
+   *   UNAVAILABLE: DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, LOCK_TIMEOUT,
+   *     QUEUE_UNAVAILABLE, AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.reservation.v1.ReservationService.PayReservation
    */
@@ -353,6 +407,16 @@ export const ReservationService: GenService<{
   /**
    * Reads one reservation. Only its owner (or a caller with the
    * boxoffice:service scope) may; anyone else gets NOT_FOUND.
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   NOT_FOUND: RESERVATION_NOT_FOUND (also another user's).
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (calls without a verified bearer
+   *     token, per address).
+   *   UNAVAILABLE: DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, LOCK_TIMEOUT,
+   *     AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.reservation.v1.ReservationService.GetReservation
    */
@@ -365,6 +429,17 @@ export const ReservationService: GenService<{
    * Pages through a user's reservations, newest first. The caller's own, or
    * any user's with the boxoffice:service scope.
    * Naming another user without it is PERMISSION_DENIED (USER_MISMATCH).
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason);
+   *     INVALID_PAGE_TOKEN, USER_ID_REQUIRED.
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   PERMISSION_DENIED: USER_MISMATCH.
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (calls without a verified bearer
+   *     token, per address).
+   *   UNAVAILABLE: DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, LOCK_TIMEOUT,
+   *     AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.reservation.v1.ReservationService.ListReservations
    */

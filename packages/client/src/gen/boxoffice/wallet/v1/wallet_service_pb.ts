@@ -204,6 +204,13 @@ export const ListWalletEntriesResponseSchema: GenMessage<ListWalletEntriesRespon
 /**
  * Prepaid balances and their ledger.
  *
+ * Each RPC's comment ends with the errors it can return: gRPC codes, with the
+ * google.rpc.ErrorInfo reasons each carries (boxoffice.error.v1.ErrorReason
+ * names without the ERROR_REASON_ prefix; see the README, "Errors").
+ * Reasons a bearer token earns are sent only when the server authenticates
+ * callers. Any call may also end DEADLINE_EXCEEDED or CANCELLED (its deadline
+ * ran out, or it was cancelled), or INTERNAL (a bug), without a reason.
+ *
  * @generated from service boxoffice.wallet.v1.WalletService
  */
 export const WalletService: GenService<{
@@ -211,6 +218,20 @@ export const WalletService: GenService<{
    * Adds money to a user's wallet, creating it on first charge. The caller
    * needs the wallet:charge scope (PERMISSION_DENIED, SCOPE_REQUIRED without
    * it) and may then charge any user.
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason; a
+   *     non-positive amount is one); CHARGE_LIMIT_EXCEEDED.
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   PERMISSION_DENIED: SCOPE_REQUIRED.
+   *   FAILED_PRECONDITION: BALANCE_LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED.
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (per wallet and per address; and calls
+   *     without a verified bearer token, per address).
+   *   ABORTED: TRANSACTION_CONFLICT, CONCURRENT_INSERT (retry with the same
+   *     idempotency_key).
+   *   UNAVAILABLE: DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, LOCK_TIMEOUT,
+   *     AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.wallet.v1.WalletService.ChargeBalance
    */
@@ -223,6 +244,17 @@ export const WalletService: GenService<{
    * Reads a balance; 0 for a user never charged. The caller's own, or any
    * user's with the boxoffice:service scope.
    * Naming another user without it is PERMISSION_DENIED (USER_MISMATCH).
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason);
+   *     USER_ID_REQUIRED.
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   PERMISSION_DENIED: USER_MISMATCH.
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (calls without a verified bearer
+   *     token, per address).
+   *   UNAVAILABLE: DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, LOCK_TIMEOUT,
+   *     AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.wallet.v1.WalletService.GetBalance
    */
@@ -235,6 +267,17 @@ export const WalletService: GenService<{
    * Pages through a wallet's ledger, newest first. The caller's own, or any
    * user's with the boxoffice:service scope.
    * Naming another user without it is PERMISSION_DENIED (USER_MISMATCH).
+   * Errors:
+   *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason);
+   *     INVALID_PAGE_TOKEN, USER_ID_REQUIRED.
+   *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
+   *     AUTH_TOKEN_EXPIRED, AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID,
+   *     AUTH_SUBJECT_UNSUPPORTED.
+   *   PERMISSION_DENIED: USER_MISMATCH.
+   *   RESOURCE_EXHAUSTED: RATE_LIMITED (calls without a verified bearer
+   *     token, per address).
+   *   UNAVAILABLE: DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, LOCK_TIMEOUT,
+   *     AUTH_KEYS_UNAVAILABLE.
    *
    * @generated from rpc boxoffice.wallet.v1.WalletService.ListWalletEntries
    */
