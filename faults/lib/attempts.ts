@@ -2,6 +2,7 @@
  * What a simulated client records about every call it makes, and how the
  * runner classifies the outcome. Shared by the load processes and the runner.
  */
+import { ERROR_CODE_NAMES } from "../../src/rpc/codes";
 
 export type Protocol = "grpc" | "connect";
 
@@ -49,26 +50,8 @@ export interface Attempt {
   ok?: OkResult;
 }
 
-/** gRPC code names by number, as the wire spells them. */
-export const CODE_NAMES = [
-  "OK",
-  "CANCELLED",
-  "UNKNOWN",
-  "INVALID_ARGUMENT",
-  "DEADLINE_EXCEEDED",
-  "NOT_FOUND",
-  "ALREADY_EXISTS",
-  "PERMISSION_DENIED",
-  "RESOURCE_EXHAUSTED",
-  "FAILED_PRECONDITION",
-  "ABORTED",
-  "OUT_OF_RANGE",
-  "UNIMPLEMENTED",
-  "INTERNAL",
-  "UNAVAILABLE",
-  "DATA_LOSS",
-  "UNAUTHENTICATED",
-] as const;
+/** gRPC code names by number, as the wire spells them (0 is OK). */
+export const CODE_NAMES: readonly string[] = ["OK", ...ERROR_CODE_NAMES];
 
 /**
  * Codes a client retries on the other instance with the same idempotency key:

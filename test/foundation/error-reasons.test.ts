@@ -15,6 +15,7 @@ import { QueueService } from "../../gen/boxoffice/queue/v1/queue_service_pb";
 import { ReservationService } from "../../gen/boxoffice/reservation/v1/reservation_service_pb";
 import { WalletService } from "../../gen/boxoffice/wallet/v1/wallet_service_pb";
 import { ALL_REASONS, Reason, reason } from "../../src/platform/reasons";
+import { ERROR_CODE_NAMES } from "../../src/rpc/codes";
 import { GATED_PROCEDURES } from "../../src/rpc/gate";
 import { isPublic } from "../../src/rpc/identity";
 
@@ -22,24 +23,7 @@ const ROOT = join(__dirname, "../..");
 const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
 
 /** gRPC code names as the README and the proto comments spell them. */
-const CODES = new Set([
-  "CANCELLED",
-  "UNKNOWN",
-  "INVALID_ARGUMENT",
-  "DEADLINE_EXCEEDED",
-  "NOT_FOUND",
-  "ALREADY_EXISTS",
-  "PERMISSION_DENIED",
-  "RESOURCE_EXHAUSTED",
-  "FAILED_PRECONDITION",
-  "ABORTED",
-  "OUT_OF_RANGE",
-  "UNIMPLEMENTED",
-  "INTERNAL",
-  "UNAVAILABLE",
-  "DATA_LOSS",
-  "UNAUTHENTICATED",
-]);
+const CODES = new Set(ERROR_CODE_NAMES);
 const REASONS = new Set<string>(ALL_REASONS);
 const sorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
 
