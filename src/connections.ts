@@ -33,16 +33,16 @@ export interface TrackedSession {
  *
  * Why a draining session waits for its streams before the GOAWAY: node's
  * session.goaway() is nghttp2_submit_goaway(), and once any GOAWAY has gone
- * out nghttp2 silently drops every new stream, whatever last-stream-id the
- * frame carried (only nghttp2_submit_shutdown_notice() would not, and node
- * does not expose it). The gRPC two-step GOAWAY therefore cannot be done
- * here: a call the client sent before it read the GOAWAY is dropped and then
- * reset with REFUSED_STREAM, which grpc-js retries but connect-node (2.1)
- * reports as INTERNAL. So while a session still has open streams it stays
- * without a GOAWAY, the calls arriving on it are answered UNAVAILABLE by the
- * server (see refuseWhileDraining), and it gets its GOAWAY the moment it is
- * idle: then nothing of the client's is in flight unless it starts a call in
- * that very round trip.
+ * out nghttp2 ignores every new stream, whatever last-stream-id the frame
+ * carried (only nghttp2_submit_shutdown_notice() would not, and node does not
+ * expose it). So the gRPC two-step GOAWAY (2^31-1 and a PING, then the real
+ * last stream id) cannot be done here: a call the client sent before it read
+ * the first GOAWAY is ignored, then reset with REFUSED_STREAM by the second,
+ * which grpc-js retries but connect-node (2.1) reports as INTERNAL. Instead a
+ * session with open streams gets no GOAWAY yet, the calls that arrive on it
+ * are answered UNAVAILABLE (createDrainInterceptor), and it gets its GOAWAY
+ * the moment it is idle: then nothing of the client's is in flight, unless it
+ * starts a call in that very round trip.
  */
 export function trackSession(session: Http2Session, idleMs: number, graceMs: number): TrackedSession {
   let open = 0;
@@ -90,10 +90,14 @@ export function trackSession(session: Http2Session, idleMs: number, graceMs: num
  * HTTP/1.1 keep-alive connections during a drain: idle sockets close at once
  * and busy ones right after their last response (node's closeIdleConnections()
  * only does the first, and only for connections it accepted itself), so open
- * requests are counted per socket here.
+ * requests are counted per socket here. A socket that has not carried a
+ * request yet is not idle but new, its request likely on the way: closing it
+ * would reset that request (ECONNRESET, which connect-node reports as
+ * ABORTED), so it is answered (UNAVAILABLE, `connection: close`) instead.
  */
 export function trackHttp1Calls(h1: ReturnType<typeof createHttp1Server>, draining: AbortSignal) {
   const open = new Map<Socket, Set<ServerResponse>>();
+  const served = new WeakSet<Socket>();
   const endIfIdle = (socket: Socket) => {
     if (open.get(socket)?.size === 0) socket.end();
   };
@@ -106,6 +110,7 @@ export function trackHttp1Calls(h1: ReturnType<typeof createHttp1Server>, draini
     const socket = req.socket as Socket;
     const calls = open.get(socket);
     if (!calls) return;
+    served.add(socket);
     calls.add(res);
     if (draining.aborted) res.setHeader("connection", "close");
     res.on("close", () => {
@@ -117,7 +122,7 @@ export function trackHttp1Calls(h1: ReturnType<typeof createHttp1Server>, draini
     closeIdle() {
       for (const [socket, calls] of open) {
         for (const res of calls) if (!res.headersSent) res.setHeader("connection", "close");
-        endIfIdle(socket);
+        if (served.has(socket)) endIfIdle(socket);
       }
     },
   };

@@ -36,6 +36,8 @@ export interface AppServer {
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 /** After the grace period, how long the UNAVAILABLE answers get to reach their clients before every connection is cut. */
 const CUT_FLUSH_MS = 1000;
+/** Longest the listening socket stays open into a drain while new connections keep arriving (see close()). */
+const LISTENER_DRAIN_MAX_MS = 1000;
 
 /**
  * One port for every client: connections that open with the HTTP/2 preface go
@@ -159,13 +161,7 @@ export function createServer(deps: Deps): AppServer {
     },
     async close(graceMs = deps.config.shutdownGraceMs) {
       health.setAll(ServingStatus.NOT_SERVING);
-      // Resolves once every connection is gone. A socket accepted but not yet
-      // routed is left to route: its first calls are answered UNAVAILABLE
-      // (destroying it would reset a client that is just sending its request).
-      const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
-      draining.abort();
-      for (const tracked of sessions.values()) tracked.drain();
-      h1Calls.closeIdle();
+      draining.abort(); // from here on, a call that arrives is answered UNAVAILABLE
       let cut: NodeJS.Timeout | undefined;
       const grace = setTimeout(() => {
         graceOver.abort();
@@ -174,6 +170,33 @@ export function createServer(deps: Deps): AppServer {
           for (const s of sockets) s.destroy();
         }, CUT_FLUSH_MS);
       }, graceMs);
+      // Closing a listening socket resets the connections still in its
+      // backlog, and a client that already sent its request reads that as
+      // ECONNRESET (ABORTED in connect-node). So the port closes after an
+      // event-loop turn that accepted nothing; what was accepted meanwhile is
+      // served as a draining server serves. Resolves once every connection is gone.
+      const closed = new Promise<void>((resolve) => {
+        const until = Date.now() + LISTENER_DRAIN_MAX_MS;
+        let accepted = true;
+        const onConnection = () => (accepted = true);
+        tcp.on("connection", onConnection);
+        const closeWhenQuiet = () => {
+          if (accepted && Date.now() < until) {
+            accepted = false;
+            setImmediate(closeWhenQuiet);
+            return;
+          }
+          tcp.off("connection", onConnection);
+          tcp.close(() => resolve());
+        };
+        closeWhenQuiet();
+      });
+      // What the sockets have received by now is read first (the event loop
+      // finishes its poll for I/O before it runs immediates), so a session whose
+      // next calls are already here is not taken for idle.
+      await new Promise((resolve) => setImmediate(resolve));
+      for (const tracked of sessions.values()) tracked.drain();
+      h1Calls.closeIdle();
       await closed;
       clearTimeout(grace);
       clearTimeout(cut);
