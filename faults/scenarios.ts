@@ -98,12 +98,18 @@ export function readmeStartCommand(): StartCommand {
     const ordered = [...sections.filter((x) => /^[^\n]*production/i.test(x)), ...sections.filter((x) => x.startsWith("On a fresh machine"))];
     for (const section of ordered) {
       for (const block of section.matchAll(/```(?:sh|bash|shell)?\n([\s\S]*?)```/g)) {
-        const line = block[1]
+        const lines = block[1]
           .split("\n")
           .map((l) => l.replace(/\s+#.*$/, "").trim())
-          .find((l) => l && !l.startsWith("#") && /\bstart\b|start:|main\.js/.test(l) && !/=\S/.test(l.split(/\s+/)[0]));
-        if (!line) continue;
-        const parts = line.split("&&").map((x) => x.trim().split(/\s+/));
+          .filter((l) => l && !l.startsWith("#"));
+        const at = lines.findIndex((l) => /\bstart\b|start:|main\.js/.test(l) && !/=\S/.test(l.split(/\s+/)[0]));
+        if (at < 0) continue;
+        // The commands before it in the same block (a build) run first, as an operator would.
+        const parts = lines
+          .slice(0, at + 1)
+          .join(" && ")
+          .split("&&")
+          .map((x) => x.trim().split(/\s+/));
         const argv = parts.pop()!;
         const prepare = parts.filter((x) => !(x[0] === "npm" && ["ci", "install", "i"].includes(x[1])));
         return { argv, prepare, source: `README.md, "${section.split("\n")[0].trim()}"` };
