@@ -70,6 +70,19 @@ test("a keyed hold: the retry gets the first hold as it stands now, the key name
   expect((await hold("mia", 42)).status).toBe("HELD");
 });
 
+test("a seat lease left by a dead instance refuses a new hold but not a keyed retry: the database guard decides", async () => {
+  const seat = await seatRow(44);
+  // The first attempt's instance took the lease and died before committing.
+  expect(await locks.tryAcquire(`seat:${seat.id}`, s.config.hold.lockTtlMs)).not.toBe("busy");
+  expect(await rejection(hold("nora", 44))).toEqual(refusal(Code.FailedPrecondition, "SEAT_UNAVAILABLE"));
+  const retry = await holdSeat(em(), locks, clock, s.config.hold, { userId: "nora", concertId: CONCERT, date: DATE, seatNumber: 44, idempotencyKey: "n-44" });
+  expect(retry).toMatchObject({ lock: "contended", existing: false, reservation: { userId: "nora", seatNumber: 44, status: "HELD" } });
+  // And the guard still says no to anyone else, keyed or not.
+  const other = holdSeat(em(), locks, clock, s.config.hold, { userId: "otto", concertId: CONCERT, date: DATE, seatNumber: 44, idempotencyKey: "o-44" });
+  expect(await rejection(other)).toEqual(refusal(Code.FailedPrecondition, "SEAT_UNAVAILABLE"));
+  await cancelHold(em(), clock, "nora", retry.reservation.id);
+});
+
 test("after HOLD_TTL another user can hold the seat, and the old holder can no longer cancel", async () => {
   const old = await hold("carol", 5);
   clock.advance(5 * 60_000 - 1);

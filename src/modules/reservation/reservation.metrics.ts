@@ -22,7 +22,7 @@ export function createReservationMetrics(registry: Registry, em: () => EntityMan
   });
   const locks = new Counter({
     name: "hold_locks_total",
-    help: "Seat-lock outcomes of granted holds: acquired, unavailable (Redis down: the database guard alone decided), skipped",
+    help: "Seat-lock outcomes of granted holds: acquired, unavailable (Redis down: the database guard alone decided), contended (a keyed retry met a lease and the database guard decided), skipped",
     labelNames: ["outcome"],
     registers: [registry],
   });

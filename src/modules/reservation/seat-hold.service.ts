@@ -124,7 +124,7 @@ async function leaseKey(locks: Locks, name: string, ttlMs: number): Promise<{ le
 }
 
 /** How the lock went, for metrics. */
-export type LockOutcome = "acquired" | "skipped" | "unavailable";
+export type LockOutcome = "acquired" | "skipped" | "unavailable" | "contended";
 
 export interface HoldSeatResult {
   reservation: ReservationView;
@@ -231,8 +231,14 @@ async function claimSeat(
     // A lock client that throws (a broken install, an unexpected Redis reply)
     // counts as Redis down: the database guard still decides.
     const got = await locks.tryAcquire(`seat:${seat.id}`, hold.lockTtlMs).catch(() => "unavailable" as const);
-    if (got === "busy") throw seatUnavailable(input, "locked");
-    if (got === "unavailable") {
+    if (got === "busy") {
+      // A retry with a key may meet the lease of its own first attempt, taken
+      // by an instance that died before committing: the lease only cuts
+      // contention, so a keyed call lets the database guard decide instead of
+      // being refused its seat for a lease's length.
+      if (!key) throw seatUnavailable(input, "locked");
+      lock = "contended";
+    } else if (got === "unavailable") {
       if (onLockUnavailable === "refuse") {
         throw domainError(Code.Unavailable, Reason.LOCK_UNAVAILABLE, "seat locks are unavailable; retry shortly");
       }
