@@ -56,7 +56,8 @@ export function createServer(deps: Deps): AppServer {
   const health = createHealthState();
   const draining = new AbortController();
   const graceOver = new AbortController();
-  setMaxListeners(0, graceOver.signal); // one listener per running call
+  // One listener per running call on each (streams watch `draining` too).
+  setMaxListeners(0, draining.signal, graceOver.signal);
   const callContext = createCallContext(limits.trustProxyHops);
   const drain = createDrainInterceptor(
     { draining: draining.signal, graceOver: graceOver.signal },
