@@ -111,11 +111,19 @@ test("a fast shutdown and the time the server is away: every call UNAVAILABLE DA
   expect(failures(await callUntilServed()).every((a) => a.code === Code.Unavailable && a.reason === "DATABASE_UNAVAILABLE")).toBe(true);
   for (const [, c] of clients) expect(await listConcerts(c)).toEqual({ ok: true });
 
-  expect(lines("database unavailable")).toEqual([
-    expect.objectContaining({ level: 40, dependency: "database", reason: "DATABASE_UNAVAILABLE", kind: expect.any(String), procedure: "/boxoffice.concert.v1.ConcertService/ListConcerts" }),
-  ]);
-  expect(lines("database available again")).toEqual([expect.objectContaining({ level: 30, failures: expect.any(Number) })]);
-  expect(lines("database available again")[0].failures).toBeGreaterThanOrEqual(failed.length);
+  // One outage, said once; or, when a call slipped through while the server
+  // shut down (a flap, then the outage), said once more: never once per call.
+  const down = lines("database unavailable");
+  const back = lines("database available again");
+  expect(down.length).toBeGreaterThanOrEqual(1);
+  expect(down.length).toBeLessThanOrEqual(2);
+  for (const l of down)
+    expect(l).toEqual(
+      expect.objectContaining({ level: 40, dependency: "database", reason: "DATABASE_UNAVAILABLE", kind: expect.any(String), procedure: "/boxoffice.concert.v1.ConcertService/ListConcerts" }),
+    );
+  expect(back).toHaveLength(down.length);
+  for (const l of back) expect(l).toEqual(expect.objectContaining({ level: 30, failures: expect.any(Number) }));
+  expect(back.reduce((n, l) => n + Number(l.failures), 0)).toBeGreaterThanOrEqual(failed.length);
   // The pool's own news of the shutdown: once, in the JSON log, not printed by knex.
   expect(lines("database connection lost").length).toBeLessThanOrEqual(1);
   expect(lines("unexpected failure")).toEqual([]);

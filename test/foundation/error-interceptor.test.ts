@@ -213,22 +213,29 @@ describe("the database unavailable", () => {
     ]);
   });
 
-  test("within the window a new burst is only counted; past it, the next failure logs again with the count held back", async () => {
+  test("a burst right after a logged recovery is said once more; later ones in the window are only counted; past it, the count held back", async () => {
     await callFailing(refused);
     failWith = undefined;
     await client.issueToken({ userId: "u1" });
     clock.advance(2000);
     await callFailing(refused);
     await callFailing(refused);
-    // The second burst started inside the window: neither its start nor its end is logged.
     failWith = undefined;
     await client.issueToken({ userId: "u1" });
-    expect(outageLines().map((l) => l.msg)).toEqual(["database unavailable", "database available again"]);
+    // The first "available again" did not last: the outage after it is said too, or the log would claim a recovery.
+    expect(outageLines().map((l) => l.msg)).toEqual(["database unavailable", "database available again", "database unavailable", "database available again"]);
+
+    clock.advance(1000);
+    await callFailing(refused);
+    failWith = undefined;
+    await client.issueToken({ userId: "u1" });
+    // A third flap inside the window: only counted.
+    expect(outageLines()).toHaveLength(4);
 
     clock.advance(8000);
     await callFailing(refused);
-    expect(outageLines().slice(2)).toEqual([expect.objectContaining({ msg: "database unavailable", suppressed: 2 })]);
-    expect(await unavailableTotal("DATABASE_UNAVAILABLE")).toBe(4);
+    expect(outageLines().slice(4)).toEqual([expect.objectContaining({ msg: "database unavailable", suppressed: 3 })]);
+    expect(await unavailableTotal("DATABASE_UNAVAILABLE")).toBe(5);
   });
 
   test("a statement timeout is UNAVAILABLE DATABASE_TIMEOUT; its line names the kind and carries neither the statement nor its values", async () => {

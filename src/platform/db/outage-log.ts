@@ -76,11 +76,19 @@ export function createDatabaseOutageLog(log: Logger, registry?: Registry, option
   const gate = createLogGate(options.windowMs ?? OUTAGE_LOG_WINDOW_MS, clock);
   const counter = dependencyUnavailableCounter(registry);
   let outage: { since: number; failures: number; procedures: Set<string>; logged: boolean } | undefined;
+  /** "available again" was said: the next outage must be said too, or the log claims a recovery that did not last. */
+  let saidBack = false;
   return {
     failed(fault, scope, fields = {}) {
       counter.inc({ dependency: "database", reason: fault.reason });
       const now = clock.now().getTime();
-      const verdict = gate(fault.reason);
+      let verdict = gate(fault.reason);
+      // A new outage right after a logged recovery (a flap, then the real
+      // thing) is said once more per window; further flaps are only counted.
+      if (!verdict.pass && !outage && saidBack && fault.reason === Reason.DATABASE_UNAVAILABLE) {
+        const again = gate(`again:${fault.reason}`);
+        if (again.pass) verdict = { pass: true, suppressed: 0 };
+      }
       if (verdict.pass) {
         log.warn({ ...fields, dependency: "database", reason: fault.reason, kind: fault.kind, suppressed: verdict.suppressed }, MESSAGES[fault.reason]);
       }
@@ -96,6 +104,7 @@ export function createDatabaseOutageLog(log: Logger, registry?: Registry, option
       outage = undefined;
       // A short flap whose start was not logged (inside the window) ends unlogged as well.
       if (logged) log.info({ dependency: "database", failures, unavailableMs: clock.now().getTime() - since }, "database available again");
+      saidBack = logged;
     },
   };
 }
