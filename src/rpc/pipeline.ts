@@ -8,6 +8,7 @@ import type { Metrics } from "../platform/metrics.js";
 import type { Queue } from "../modules/queue/queue.service.js";
 import type { Authenticator } from "./auth.js";
 import { clientAddressKey, requestIdKey } from "./context.js";
+import { createDeadlineInterceptor } from "./deadline.js";
 import { createErrorInterceptor } from "./errors.js";
 import { createQueueGateInterceptor } from "./gate.js";
 import { createAuthInterceptor } from "./identity.js";
@@ -26,7 +27,7 @@ export interface PipelineDeps {
 
 /**
  * The call pipeline, outermost first: log and count every call; map failures
- * to deliberate codes; find out who calls (and count anonymous calls per
+ * to deliberate codes; carry the client's deadline into database work; find out who calls (and count anonymous calls per
  * address); the queue gate; protovalidate; per-user and per-address limits on
  * the RPCs worth abusing. A refused call does no work past the stage that refused it.
  */
@@ -34,6 +35,7 @@ export function createInterceptors(deps: PipelineDeps): Interceptor[] {
   return [
     createLoggingInterceptor(deps.log, deps.metrics),
     createErrorInterceptor(deps.log, deps.metrics),
+    createDeadlineInterceptor(),
     createAuthInterceptor(deps.auth, (address) => deps.limits.consume("unauthenticated", address)),
     createQueueGateInterceptor(deps.queue),
     createValidateInterceptor(),

@@ -5,6 +5,7 @@ import type { Logger } from "../logger.js";
 import { entities } from "./entities.js";
 import { migrationsList } from "./migrations/index.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./embedded-postgres.js";
+import { createDeadlineSubscriber } from "./deadline.js";
 import { createPoolHooks, type PoolHooksOptions } from "./pool-hooks.js";
 
 export type { MikroORM };
@@ -41,6 +42,8 @@ export function ormOptions(connection: Partial<Options>, poolMax: number, pool?:
     extensions: [Migrator],
     pool: { min: 0, max: poolMax, ...(hooks && { afterCreate: hooks.afterCreate }) },
     ...(hooks && { driverOptions: { log: hooks.knexLog } }),
+    // With timeouts (PostgreSQL, not PGlite): a transaction gets no more time than its call has left.
+    ...(pool?.timeouts && { subscribers: [createDeadlineSubscriber(pool.timeouts.statementMs)] }),
     migrations: { migrationsList, transactional: true, allOrNothing: true, snapshot: false, silent: true },
     // Every request works on its own fork: a stray global use is a bug.
     allowGlobalContext: false,
