@@ -308,7 +308,8 @@ export async function createServerInstance(name: string, env: Record<string, str
     serverPid() {
       if (!running()) return undefined;
       if (launch.kind === "tsx") return child!.pid;
-      return listenerPid(port, descendants(child!.pid!));
+      // The command may be the server itself (node dist/src/main.js) or start it (npm).
+      return listenerPid(port, [child!.pid!, ...descendants(child!.pid!)]);
     },
     signal(sig) {
       if (running()) child!.kill(sig);
