@@ -8,19 +8,15 @@ import { randomUUID } from "node:crypto";
 import { Code, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { ReservationService } from "../../gen/boxoffice/reservation/v1/reservation_service_pb";
-import type { Deps } from "../../src/deps";
 import { Seat } from "../../src/modules/concert/seat.entity";
 import { Reservation } from "../../src/modules/reservation/reservation.entity";
-import { createReservationMetrics } from "../../src/modules/reservation/reservation.metrics";
 import { listReservations } from "../../src/modules/reservation/reservation.service";
 import { createPayReservationHandler } from "../../src/modules/payment/payment.routes";
 import { registerReservationRoutes } from "../../src/modules/reservation/reservation.routes";
 import { ManualClock } from "../../src/platform/clock";
-import { createLocalLocks } from "../../src/platform/locks";
 import { principalKey } from "../../src/rpc/context";
 import { createErrorInterceptor } from "../../src/rpc/errors";
-import { Registry } from "prom-client";
-import { openSeededDatabase, quietLog, rejection, type SeededDatabase } from "./support";
+import { openSeededDatabase, quietLog, rejection, routeDeps, type SeededDatabase } from "./support";
 
 let s: SeededDatabase;
 const clock = new ManualClock();
@@ -41,8 +37,7 @@ let client: ReturnType<typeof createClient<typeof ReservationService>>;
 beforeAll(async () => {
   s = await openSeededDatabase();
   seatIds = (await em().find(Seat, {}, { fields: ["id"], orderBy: { id: "asc" }, limit: 10 })).map((x) => x.id);
-  const reservationMetrics = createReservationMetrics(new Registry(), () => s.orm.em.fork(), clock);
-  const deps = { config: s.config, orm: s.orm, clock, locks: createLocalLocks(() => clock.now().getTime()), log: quietLog, reservationMetrics } as unknown as Deps;
+  const deps = routeDeps(s, clock);
   const transport = createRouterTransport((router) => registerReservationRoutes(router, deps, createPayReservationHandler(deps)), {
     router: { interceptors: [createErrorInterceptor(quietLog), fakeAuth, createValidateInterceptor()] },
   });

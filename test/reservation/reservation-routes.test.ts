@@ -10,17 +10,13 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb";
 import { ReservationStatus } from "../../gen/boxoffice/reservation/v1/reservation_pb";
 import { ReservationService } from "../../gen/boxoffice/reservation/v1/reservation_service_pb";
-import type { Deps } from "../../src/deps";
 import { registerConcertRoutes } from "../../src/modules/concert/concert.routes";
 import { registerReservationRoutes } from "../../src/modules/reservation/reservation.routes";
-import { createReservationMetrics } from "../../src/modules/reservation/reservation.metrics";
-import { Registry } from "prom-client";
 import { createPayReservationHandler } from "../../src/modules/payment/payment.routes";
 import { ManualClock } from "../../src/platform/clock";
-import { createLocalLocks } from "../../src/platform/locks";
 import { callerKey, principalKey } from "../../src/rpc/context";
 import { createErrorInterceptor } from "../../src/rpc/errors";
-import { CONCERT, DATE, openSeededDatabase, quietLog, type SeededDatabase, rejection } from "./support";
+import { CONCERT, DATE, openSeededDatabase, quietLog, routeDeps, type SeededDatabase, rejection } from "./support";
 
 let s: SeededDatabase;
 const clock = new ManualClock();
@@ -41,8 +37,7 @@ let concerts: ReturnType<typeof createClient<typeof ConcertService>>;
 
 beforeAll(async () => {
   s = await openSeededDatabase();
-  const reservationMetrics = createReservationMetrics(new Registry(), () => s.orm.em.fork(), clock);
-  const deps = { config: s.config, orm: s.orm, clock, locks: createLocalLocks(() => clock.now().getTime()), log: quietLog, reservationMetrics } as unknown as Deps;
+  const deps = routeDeps(s, clock);
   const transport = createRouterTransport(
     (router) => {
       registerConcertRoutes(router, deps);

@@ -4,7 +4,15 @@ import type { Config } from "../../src/config";
 import { seedDemoCatalog } from "../../src/modules/concert/demo-catalog";
 import { openDatabase, type Database } from "../../src/platform/db/database";
 import { errorReason } from "../../src/platform/errors";
-import type { Locks } from "../../src/platform/locks";
+import { createLocalLocks, type Locks } from "../../src/platform/locks";
+import type { ConcertRouteDeps } from "../../src/modules/concert/concert.routes";
+import type { PaymentRouteDeps } from "../../src/modules/payment/payment.routes";
+import type { ReservationRouteDeps } from "../../src/modules/reservation/reservation.routes";
+import { createReservationMetrics } from "../../src/modules/reservation/reservation.metrics";
+import { createMemoryQueueStore } from "../../src/modules/queue/memory-queue-store";
+import { Queue } from "../../src/modules/queue/queue.service";
+import type { Clock } from "../../src/platform/clock";
+import { Registry } from "prom-client";
 import { createLogger } from "../../src/platform/logger";
 import { createTestDatabase, testConfig, type TestDatabase } from "../harness";
 
@@ -94,4 +102,21 @@ export async function rejection(p: Promise<unknown>): Promise<{ code: Code; reas
     return { code: ConnectError.from(err).code, reason: errorReason(err) };
   }
   throw new Error("expected a rejection");
+}
+
+/**
+ * What the concert, reservation and payment handlers need, over the seeded
+ * database and `clock`: in-process locks and an in-process queue (its
+ * admission loop not started), as on the embedded default.
+ */
+export function routeDeps(s: SeededDatabase, clock: Clock): ConcertRouteDeps & ReservationRouteDeps & PaymentRouteDeps {
+  return {
+    config: s.config,
+    orm: s.orm,
+    clock,
+    locks: createLocalLocks(() => clock.now().getTime()),
+    log: quietLog,
+    queue: new Queue(createMemoryQueueStore(), clock, s.config.queue, quietLog),
+    reservationMetrics: createReservationMetrics(new Registry(), () => s.orm.em.fork(), clock),
+  };
 }

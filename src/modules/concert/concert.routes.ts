@@ -5,7 +5,10 @@ import type { Deps } from "../../deps.js";
 import { listAvailableDates, listAvailableSeats, listConcerts } from "./concert.service.js";
 
 /** ListAvailableDates and ListAvailableSeats sit behind the queue-token gate; they need no caller identity. */
-export function registerConcertRoutes(router: ConnectRouter, deps: Deps): void {
+/** What the concert handlers use. */
+export type ConcertRouteDeps = Pick<Deps, "orm" | "clock">;
+
+export function registerConcertRoutes(router: ConnectRouter, deps: ConcertRouteDeps): void {
   router.service(ConcertService, {
     async listConcerts() {
       const concerts = await listConcerts(deps.orm.em.fork());

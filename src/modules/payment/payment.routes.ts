@@ -12,7 +12,10 @@ import { payReservation, replayPayment, type PayResult } from "./payment.service
  * A call the gate let through with a token already spent (`replayOnlyKey`)
  * only looks its idempotency key up: the first result, or the gate's refusal.
  */
-export function createPayReservationHandler(deps: Deps): ServiceImpl<typeof ReservationService>["payReservation"] {
+/** What PayReservation uses: the database, the clock, the queue (to end the token), the log. */
+export type PaymentRouteDeps = Pick<Deps, "orm" | "clock" | "queue" | "log">;
+
+export function createPayReservationHandler(deps: PaymentRouteDeps): ServiceImpl<typeof ReservationService>["payReservation"] {
   return async (req, ctx) => {
     const caller = requireCaller(ctx);
     const input = { userId: caller.userId, reservationId: req.reservationId, idempotencyKey: req.idempotencyKey };

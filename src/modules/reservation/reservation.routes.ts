@@ -33,6 +33,9 @@ export function toReservationInit(r: ReservationView): MessageInitShape<typeof R
   };
 }
 
+/** What the reservation handlers use. */
+export type ReservationRouteDeps = Pick<Deps, "config" | "orm" | "clock" | "locks" | "reservationMetrics">;
+
 /**
  * HoldSeat, CancelHold, GetReservation, ListReservations here; PayReservation
  * is the payment module's (it may use reservations and wallets, not the other
@@ -40,7 +43,7 @@ export function toReservationInit(r: ReservationView): MessageInitShape<typeof R
  */
 export function registerReservationRoutes(
   router: ConnectRouter,
-  deps: Deps,
+  deps: ReservationRouteDeps,
   payReservation: ServiceImpl<typeof ReservationService>["payReservation"],
 ): void {
   router.service(ReservationService, {
