@@ -1,22 +1,19 @@
-import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
-import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import { createServer as createHttp1Server } from "node:http";
+import { createServer as createHttp2Server, type Http2Session } from "node:http2";
 import { setMaxListeners } from "node:events";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
-import { Code, cors as connectCors } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Deps } from "./deps.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { createDrainInterceptor, routeConnection, trackHttp1Calls, trackSession, type TrackedSession } from "./connections.js";
 import { serveMetrics, type MetricsServer } from "./platform/metrics.js";
+import { httpEndpoints, withCors, type Handler, type Response } from "./http-endpoints.js";
 import { createRoutes, createHealthState } from "./routes.js";
 import { ServingStatus, type HealthState } from "./rpc/health.js";
 import { createLoggingInterceptor } from "./rpc/logging.js";
 import { createCallContext, createInterceptors } from "./rpc/pipeline.js";
 import { accountRefusedCalls, markPipelineEntered, pipelineEnteredKey } from "./rpc/refused-calls.js";
 
-type Request = IncomingMessage | Http2ServerRequest;
-type Response = ServerResponse | Http2ServerResponse;
-type Handler = (req: Request, res: Response) => void;
 
 export interface AppServer {
   health: HealthState;
@@ -205,72 +202,4 @@ export function createServer(deps: Deps): AppServer {
       await metrics?.close(); // last: a scrape during the drain still sees it
     },
   };
-}
-
-/** Answers CORS preflights for the configured origins and decorates their responses. */
-function withCors(origins: string[], next: Handler): Handler {
-  if (origins.length === 0) return next;
-  const anyOrigin = origins.includes("*");
-  const allowMethods = connectCors.allowedMethods.join(", ");
-  const allowHeaders = [...connectCors.allowedHeaders, "X-Queue-Token", "X-Request-Id", "Authorization"].join(", ");
-  const exposeHeaders = [...connectCors.exposedHeaders, "X-Request-Id"].join(", ");
-  return (req, res) => {
-    const origin = req.headers.origin;
-    if (origin && (anyOrigin || origins.includes(origin))) {
-      res.setHeader("Access-Control-Allow-Origin", anyOrigin ? "*" : origin);
-      res.setHeader("Vary", "Origin");
-      res.setHeader("Access-Control-Expose-Headers", exposeHeaders);
-      if (req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
-        res.setHeader("Access-Control-Allow-Methods", allowMethods);
-        res.setHeader("Access-Control-Allow-Headers", allowHeaders);
-        res.setHeader("Access-Control-Max-Age", "7200");
-        res.writeHead(204);
-        res.end();
-        return;
-      }
-    }
-    next(req, res);
-  };
-}
-
-/**
- * Plain HTTP endpoints beside the RPCs: a liveness probe. Metrics are not
- * here: they are served on their own loopback listener (METRICS_HOST/PORT),
- * and /metrics on this port is a 404 like any other unknown path.
- */
-function httpEndpoints(health: HealthState, req: Request, res: Response): void {
-  const path = (req.url ?? "/").split("?")[0];
-  if (req.method === "GET" && path === "/healthz") {
-    const serving = health.get("") === ServingStatus.SERVING;
-    res.writeHead(serving ? 200 : 503, { "content-type": "text/plain" });
-    res.end(serving ? "ok\n" : "shutting down\n");
-    return;
-  }
-  const contentType = String(req.headers["content-type"] ?? "");
-  if (req.method === "POST" && contentType.startsWith("application/grpc")) {
-    // A gRPC client calling a method this server does not have: answer the way
-    // gRPC servers do (a trailers-only UNIMPLEMENTED), not with a bare HTTP 404.
-    const status = {
-      "content-type": contentType.split(";")[0],
-      "grpc-status": String(Code.Unimplemented),
-      "grpc-message": grpcPercentEncode(`unknown method ${path}`),
-    };
-    req.resume(); // whatever the client sends is discarded
-    if ("stream" in res) {
-      // Trailers-only: the status travels in a HEADERS frame that ends the stream.
-      res.stream.respond({ ":status": 200, ...status }, { endStream: true });
-    } else {
-      res.writeHead(200, status);
-      res.end();
-    }
-    return;
-  }
-  // Connect clients read HTTP 404 as Code.Unimplemented.
-  res.writeHead(404, { "content-type": "text/plain" });
-  res.end("not found\n");
-}
-
-/** grpc-message encoding: printable ASCII except "%" goes as is, everything else percent-encoded. */
-function grpcPercentEncode(message: string): string {
-  return message.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
 }
