@@ -1,5 +1,5 @@
 /**
- * On-sale contention benchmark (issue 4): USERS users with ACTIVE queue
+ * On-sale contention benchmark: USERS users with ACTIVE queue
  * tokens race for 50 seats × 10 dates. HoldSeat throughput (attempts and
  * grants per second) and p50/p95/p99, refusals counted apart from errors,
  * winners per seat counted in the database afterwards (must be exactly 1),
@@ -12,8 +12,8 @@
  * two winners or the invariant checker fails; the aims are reported, not asserted.
  *
  *   npm run bench:holds              full: 10,000 users
- *   npm run bench:holds -- --quick   2,000 users, under a minute on a quiet machine
- * Options: --users=N --concurrency=N (64) --flow=hold|browse (hold) --tries=N (3) --pool=N (DB_POOL_MAX, 8)
+ *   npm run bench:holds -- --quick   1,000 users, under a minute on a quiet machine
+ * Options (as `--users 8` or `--users=8`): --users N --concurrency N (64) --flow hold|browse (hold) --tries N (3) --pool N (DB_POOL_MAX, 8)
  *   --cpu-prof: the server writes a V8 CPU profile under bench/results/ (the
  *     JSON gives the race's window on the same monotonic clock as the profile).
  *   flow "hold": each user calls HoldSeat on a random seat of the 500, and on
@@ -32,28 +32,27 @@ import { runInvariantChecker } from "./lib/invariants";
 import { fmt, runLoad, table, type LoadResult } from "./lib/load";
 import { activateUsers, checkWinners, createDatabase, raceForSeats, seedShow, type RaceFlow } from "./lib/hold-race";
 import type { RpcSummary } from "./lib/rpc-stats";
+import { parseFlags } from "./lib/flags";
 import { startServerProcess, type ServerProcess } from "./lib/server-process";
 
-function option(name: string): string | undefined {
-  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
-  return arg?.slice(name.length + 3);
-}
-function intOption(name: string, fallback: number, min: number, max: number): number {
-  const v = option(name);
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in ${min}..${max}`);
-  return n;
-}
+const USAGE = `npm run bench:holds -- [--quick] [--users N] [--concurrency 64] [--flow hold|browse] [--tries 3] [--pool 8] [--cpu-prof]`;
+const flags = parseFlags(USAGE, {
+  quick: { type: "boolean" },
+  users: { type: "string" },
+  concurrency: { type: "string" },
+  tries: { type: "string" },
+  pool: { type: "string" },
+  flow: { type: "string" },
+  "cpu-prof": { type: "boolean" },
+});
 
-const QUICK = process.argv.includes("--quick");
-const USERS = intOption("users", QUICK ? 1_000 : 10_000, 1, 100_000);
-const CONCURRENCY = intOption("concurrency", 64, 1, 1024);
-const TRIES = intOption("tries", 3, 1, 20);
-const POOL = intOption("pool", 8, 1, 200);
-const FLOW = (option("flow") ?? "hold") as RaceFlow;
-const CPU_PROF = process.argv.includes("--cpu-prof");
-if (FLOW !== "hold" && FLOW !== "browse") throw new Error("--flow must be hold or browse");
+const QUICK = flags.values.quick === true;
+const USERS = flags.int("users", QUICK ? 1_000 : 10_000, 1, 100_000);
+const CONCURRENCY = flags.int("concurrency", 64, 1, 1024);
+const TRIES = flags.int("tries", 3, 1, 20);
+const POOL = flags.int("pool", 8, 1, 200);
+const FLOW: RaceFlow = flags.oneOf("flow", ["hold", "browse"], "hold");
+const CPU_PROF = flags.values["cpu-prof"] === true;
 const DATES = 10;
 const SEATS_PER_DATE = 50;
 const MAX_PER_USER = 1;

@@ -1,6 +1,6 @@
 /**
  * Physical limits of this machine, measured in the same run as the figures
- * they bound (issue 6, scenario 6): redis-benchmark for the commands the
+ * they bound: redis-benchmark for the commands the
  * waiting room's scripts use. (pgbench TPC-B at the payment client counts is
  * in bench/payments.ts, beside the payments it bounds.)
  *
@@ -10,9 +10,8 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startRedis } from "../test/harness/services";
+import { parseFlags } from "./lib/flags";
 import { table } from "./lib/load";
-
-const QUICK = process.argv.includes("--quick");
 
 /** The Redis commands behind IssueToken, GetQueueStatus and admission, as redis-benchmark runs them. */
 const COMMANDS: Record<string, string[]> = {
@@ -32,7 +31,7 @@ export interface RedisLimit {
   p50ms: number;
 }
 
-export async function measureRedisLimits(quick = QUICK): Promise<RedisLimit[]> {
+export async function measureRedisLimits(quick: boolean): Promise<RedisLimit[]> {
   const redis = await startRedis();
   const out: RedisLimit[] = [];
   try {
@@ -57,12 +56,13 @@ export async function measureRedisLimits(quick = QUICK): Promise<RedisLimit[]> {
 }
 
 async function main() {
-  const limits = await measureRedisLimits();
+  const quick = parseFlags("npm run bench:limits -- [--quick]", { quick: { type: "boolean" } }).values.quick === true;
+  const limits = await measureRedisLimits(quick);
   console.log(table(limits.map((l) => ({ command: l.command, clients: String(l.clients), "ops/s": l.perSecond, "p50 ms": l.p50ms }))));
   const dir = join(__dirname, "results");
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `limits-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-  writeFileSync(file, JSON.stringify({ quick: QUICK, redis: limits }, null, 2));
+  writeFileSync(file, JSON.stringify({ quick, redis: limits }, null, 2));
   console.log(`JSON: ${file}`);
 }
 

@@ -1,5 +1,5 @@
 /**
- * The on-sale moment end to end (issue 6, scenario 4): N buyers join the
+ * The on-sale moment end to end: N buyers join the
  * queue at once, are admitted in waves, list dates and seats, race for 500
  * seats (1 concert x 10 dates x 50), and the winners charge and pay. Run on
  * 1 server instance and on 3 instances sharing one PostgreSQL and Redis
@@ -16,16 +16,14 @@ import { join } from "node:path";
 import { Client } from "pg";
 import { createDatabase, startPostgres, startRedis, type PostgresServer, type RedisServer } from "../test/harness/services";
 import { cpuMeter } from "./lib/cpu";
+import { parseFlags } from "./lib/flags";
 import { seedShow } from "./lib/hold-race";
 import { runInvariantChecker } from "./lib/invariants";
 import { fmt, percentile, table } from "./lib/load";
 import type { WorkerReport } from "./lib/onsale-worker";
 import { startServerProcess, type ServerProcess } from "./lib/server-process";
 
-const QUICK = process.argv.includes("--quick");
-const BUYERS = QUICK ? 300 : 10_000;
 const LOAD_PROCESSES = 2;
-const DEADLINE_MS = QUICK ? 25_000 : 180_000;
 const CONCERT = "onsale-2027";
 const DATES = 10;
 const SEATS_PER_DATE = 50;
@@ -70,7 +68,14 @@ function merge(reports: WorkerReport[]): WorkerReport {
   return out;
 }
 
-export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instances: number): Promise<OnsaleResult> {
+/** How big a run is: the quick pass or the full one. */
+export interface OnsaleSize {
+  buyers: number;
+  deadlineMs: number;
+}
+
+export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instances: number, size: OnsaleSize): Promise<OnsaleResult> {
+  const { buyers, deadlineMs } = size;
   const dbName = `onsale_${instances}_${Date.now()}`;
   const url = await createDatabase(pg.adminUrl, dbName);
   const env = {
@@ -90,8 +95,8 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
   for (let i = 1; i < instances; i++) servers.push(await startServerProcess(env));
   await seedShow(url, { concertId: CONCERT, dates: DATES, seatsPerDate: SEATS_PER_DATE });
 
-  const deadline = Date.now() + DEADLINE_MS;
-  const per = Math.ceil(BUYERS / LOAD_PROCESSES);
+  const deadline = Date.now() + deadlineMs;
+  const per = Math.ceil(buyers / LOAD_PROCESSES);
   const workers: ChildProcess[] = [];
   const reports: Promise<WorkerReport>[] = [];
   const meter = cpuMeter({
@@ -102,7 +107,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
   });
   const started = performance.now();
   for (let k = 0; k < LOAD_PROCESSES; k++) {
-    const users: [number, number] = [k * per, Math.min(BUYERS, (k + 1) * per)];
+    const users: [number, number] = [k * per, Math.min(buyers, (k + 1) * per)];
     const w = fork(join(__dirname, "lib", "onsale-worker.ts"), [], {
       cwd: ROOT,
       execArgv: ["--import", "tsx"],
@@ -143,7 +148,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
   const lags = Float64Array.from(merged.activationLags).sort();
   return {
     instances,
-    buyers: BUYERS,
+    buyers,
     seconds,
     seatsSold: sold,
     rpcs,
@@ -178,13 +183,15 @@ export function printOnsale(r: OnsaleResult): void {
 }
 
 async function main() {
+  const quick = parseFlags("npm run bench:onsale -- [--quick]", { quick: { type: "boolean" } }).values.quick === true;
+  const size: OnsaleSize = quick ? { buyers: 300, deadlineMs: 25_000 } : { buyers: 10_000, deadlineMs: 180_000 };
   const pg = await startPostgres();
   const redis = await Promise.all([startRedis(), startRedis(), startRedis()]);
   try {
-    const one = await runOnsale(pg, redis.slice(0, 1), 1);
+    const one = await runOnsale(pg, redis.slice(0, 1), 1, size);
     printOnsale(one);
     // The quick pass keeps to one instance; the 3-instance comparison is the full run's.
-    const three = QUICK ? undefined : await runOnsale(pg, redis, 3);
+    const three = quick ? undefined : await runOnsale(pg, redis, 3, size);
     if (three) {
       printOnsale(three);
       const rate = (r: OnsaleResult) => Object.values(r.rpcs).reduce((n, x) => n + x.calls, 0) / r.seconds;
@@ -196,7 +203,7 @@ async function main() {
     const dir = join(__dirname, "results");
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `onsale-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-    writeFileSync(file, JSON.stringify({ quick: QUICK, one, three }, null, 2));
+    writeFileSync(file, JSON.stringify({ quick, one, three }, null, 2));
     console.log(`JSON: ${file}`);
   } finally {
     await Promise.all(redis.map((r) => r.stop()));

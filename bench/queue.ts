@@ -1,5 +1,5 @@
 /**
- * Waiting-room benchmark (issue 3): IssueToken throughput, GetQueueStatus
+ * Waiting-room benchmark: IssueToken throughput, GetQueueStatus
  * latency at 1k / 100k / 1M waiting, Redis bytes per waiting user, and server
  * memory per open WatchQueueStatus stream at 10,000 streams, each beside the
  * bare-RPC baseline (Health/Check: the same server stack doing no work)
@@ -19,10 +19,12 @@ import { signToken } from "../src/modules/queue/queue-token";
 import type { TicketRef } from "../src/modules/queue/queue-store";
 import { grpc, serverStream, unary } from "../test/e2e/grpc-js";
 import { startPostgres, startRedis } from "../test/harness/services";
+import { parseFlags } from "./lib/flags";
 import { runLoad, table, type LoadResult } from "./lib/load";
 import { startServerProcess } from "./lib/server-process";
 
-const QUICK = process.argv.includes("--quick");
+const flags = parseFlags("npm run bench:queue -- [--quick]", { quick: { type: "boolean" } });
+const QUICK = flags.values.quick === true;
 const LOAD_MS = QUICK ? 2000 : 5000;
 const CONCURRENCY = 64;
 const LEVELS = QUICK ? [1_000, 100_000] : [1_000, 100_000, 1_000_000];

@@ -1,5 +1,5 @@
 /**
- * The whole benchmark suite (issue 6): each scenario runs as its own program
+ * The whole benchmark suite: each scenario runs as its own program
  * on its own services, one after another so they never share the 2 cores,
  * then the ratios that matter are printed side by side and saved as JSON.
  *
@@ -14,23 +14,48 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseFlags } from "./lib/flags";
 import { table } from "./lib/load";
+import type { OnsaleResult } from "./onsale";
 
-const QUICK = process.argv.includes("--quick");
+const QUICK = parseFlags("npm run bench -- [--quick]", { quick: { type: "boolean" } }).values.quick === true;
 const ROOT = join(__dirname, "..");
 const RESULTS = join(__dirname, "results");
 const SCENARIOS = ["queue", "holds", "payments", "onsale", "limits"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
+/** The parts of each scenario's JSON the summary reads (keyed by waiting-room size or client count); all may be missing. */
+interface ScenarioJson {
+  queue: {
+    statusP99?: Record<number, number>;
+    tokenIssueToBare?: Record<number, number>;
+    redisBytesPerWaitingUser?: Record<number, number>;
+    streams?: { rssBytesPerStream?: number };
+  };
+  holds: { holdToBare?: number; race?: { rpc?: { HoldSeat?: { p99?: number } } }; winners?: { ok?: boolean; free?: number } };
+  payments: { levels?: { clients: number; ratio: number }[] };
+  onsale: { one: OnsaleResult; three?: OnsaleResult };
+  limits: unknown;
+}
+
+interface Ran<S extends Scenario> {
+  exitCode: number | null;
+  seconds: number;
+  result: ScenarioJson[S] | undefined;
+}
+
 /** The JSON a scenario wrote during this suite run. */
-function newestResult(name: Scenario, since: number): any {
+function newestResult<S extends Scenario>(name: S, since: number): ScenarioJson[S] | undefined {
   const files = readdirSync(RESULTS)
     .filter((f) => f.startsWith(`${name}-`) && f.endsWith(".json"))
     .map((f) => ({ f, t: statSync(join(RESULTS, f)).mtimeMs }))
     .filter((x) => x.t >= since)
     .sort((a, b) => b.t - a.t);
-  return files.length ? JSON.parse(readFileSync(join(RESULTS, files[0].f), "utf8")) : undefined;
+  return files.length ? (JSON.parse(readFileSync(join(RESULTS, files[0].f), "utf8")) as ScenarioJson[S]) : undefined;
 }
+
+/** a ÷ b, or undefined when either is missing. */
+const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a / b);
 
 const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? "n/a" : `${(100 * x).toFixed(0)} %`);
 const num = (x: number | undefined, digits = 0) => (x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(digits));
@@ -38,8 +63,7 @@ const num = (x: number | undefined, digits = 0) => (x === undefined || !Number.i
 function main() {
   mkdirSync(RESULTS, { recursive: true });
   const started = Date.now();
-  const ran: Record<string, { exitCode: number | null; seconds: number; result: any }> = {};
-  for (const name of SCENARIOS) {
+  const runScenario = <S extends Scenario>(name: S): Ran<S> => {
     const t0 = Date.now();
     console.log(`\n======== ${name} ${QUICK ? "(quick)" : ""} ========`);
     const r = spawnSync(join(ROOT, "node_modules", ".bin", "tsx"), [join("bench", `${name}.ts`), ...(QUICK ? ["--quick"] : [])], {
@@ -47,26 +71,34 @@ function main() {
       stdio: "inherit",
       timeout: 40 * 60_000,
     });
-    ran[name] = { exitCode: r.status, seconds: (Date.now() - t0) / 1000, result: newestResult(name, t0) };
-  }
+    return { exitCode: r.status, seconds: (Date.now() - t0) / 1000, result: newestResult(name, t0) };
+  };
+  // One after another, in this order.
+  const ran: { [S in Scenario]: Ran<S> } = {
+    queue: runScenario("queue"),
+    holds: runScenario("holds"),
+    payments: runScenario("payments"),
+    onsale: runScenario("onsale"),
+    limits: runScenario("limits"),
+  };
 
   const q = ran.queue.result;
   const levels: number[] = q ? Object.keys(q.statusP99 ?? {}).map(Number).sort((a, b) => a - b) : [];
-  const top = levels[levels.length - 1];
+  const top: number | undefined = levels[levels.length - 1];
   const h = ran.holds.result;
   const p = ran.payments.result;
   const o = ran.onsale.result;
-  const rate = (r: any) => (r ? Object.values(r.rpcs as Record<string, { calls: number }>).reduce((n, x) => n + x.calls, 0) / r.seconds : NaN);
+  const rate = (r: OnsaleResult | undefined) => (r ? Object.values(r.rpcs).reduce((n, x) => n + x.calls, 0) / r.seconds : undefined);
   const rows = [
-    { ratio: `token issue ÷ bare RPC (${top?.toLocaleString("en-US")} waiting)`, value: pct(q?.tokenIssueToBare?.[top]), aim: "≥ 50 %" },
-    { ratio: `status p99 at ${top?.toLocaleString("en-US")} ÷ at 1,000 waiting`, value: num(q?.statusP99?.[top] / q?.statusP99?.[1000], 2), aim: "≤ 1.5" },
-    { ratio: `Redis bytes per waiting user (${top?.toLocaleString("en-US")})`, value: num(q?.redisBytesPerWaitingUser?.[top]), aim: "≤ 150" },
-    { ratio: "server memory per open stream (KiB, RSS)", value: num(q?.streams?.rssBytesPerStream / 1024, 1), aim: "" },
+    { ratio: `token issue ÷ bare RPC (${top?.toLocaleString("en-US")} waiting)`, value: pct(top === undefined ? undefined : q?.tokenIssueToBare?.[top]), aim: "≥ 50 %" },
+    { ratio: `status p99 at ${top?.toLocaleString("en-US")} ÷ at 1,000 waiting`, value: num(ratio(top === undefined ? undefined : q?.statusP99?.[top], q?.statusP99?.[1000]), 2), aim: "≤ 1.5" },
+    { ratio: `Redis bytes per waiting user (${top?.toLocaleString("en-US")})`, value: num(top === undefined ? undefined : q?.redisBytesPerWaitingUser?.[top]), aim: "≤ 150" },
+    { ratio: "server memory per open stream (KiB, RSS)", value: num(ratio(q?.streams?.rssBytesPerStream, 1024), 1), aim: "" },
     { ratio: "hold ÷ bare RPC (on-sale race)", value: pct(h?.holdToBare), aim: "≥ 30 %" },
     { ratio: "hold p99 (ms) in the race", value: num(h?.race?.rpc?.HoldSeat?.p99, 1), aim: "< 100" },
     { ratio: "winners per seat", value: h ? (h.winners?.ok && h.winners?.free === 0 ? "exactly 1" : h.winners?.ok ? "≤ 1 (race cut short: seats left)" : "NOT 1") : "n/a", aim: "1" },
-    ...((p?.levels ?? []) as { clients: number; ratio: number }[]).map((l) => ({ ratio: `payments ÷ pgbench TPS, ${l.clients} clients`, value: pct(l.ratio), aim: "≥ 60 %" })),
-    { ratio: "3 instances ÷ 1 instance (all RPCs/s, on-sale flow)", value: num(rate(o?.three) / rate(o?.one), 2), aim: "report" },
+    ...(p?.levels ?? []).map((l) => ({ ratio: `payments ÷ pgbench TPS, ${l.clients} clients`, value: pct(l.ratio), aim: "≥ 60 %" })),
+    { ratio: "3 instances ÷ 1 instance (all RPCs/s, on-sale flow)", value: num(ratio(rate(o?.three), rate(o?.one)), 2), aim: "report" },
     { ratio: "on-sale errors (1 / 3 instances)", value: o ? `${Object.keys(o.one.errors).length} / ${o.three ? Object.keys(o.three.errors).length : "not run"}` : "n/a", aim: "0" },
     {
       ratio: "on-sale invariants (1 / 3 instances)",

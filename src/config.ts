@@ -1,3 +1,7 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { createSecureContext } from "node:tls";
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 
 /**
@@ -141,11 +145,32 @@ const sentinelList = list.transform((items, ctx) =>
   }),
 );
 
+/** WORKERS: a count of server processes, or "auto" (one per core). */
+const workers = z
+  .string()
+  .default("1")
+  .transform((v, ctx) => {
+    if (v === "auto") return v;
+    if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 256) {
+      ctx.addIssue({ code: "custom", message: "must be auto or a whole number 1-256" });
+      return z.NEVER;
+    }
+    return Number(v);
+  });
+
 const schema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
+  WORKERS: workers,
   PORT: int(8080, 0, 65535),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   CORS_ORIGINS: list,
+  /** Request headers browsers may send besides the protocol's and ours (e.g. traceparent,baggage). */
+  CORS_ALLOWED_HEADERS: list.pipe(z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be header names, comma-separated"))),
+  /** Both or neither: with them the port speaks TLS (HTTP/2 and HTTP/1.1 by ALPN). */
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  /** The built on-sale page, served at / on the API's origin; "off": none. */
+  PAGE_DIR: z.string().min(1).default("web/dist"),
   SHUTDOWN_GRACE: duration("10s", 0),
   /** X-Forwarded-For entries appended by proxies we trust (0: the socket's address is the client). */
   TRUST_PROXY_HOPS: int(0, 0, 10),
@@ -201,6 +226,9 @@ const schema = z.object({
   QUEUE_TOKEN_SECRETS: tokenSecrets,
   QUEUE_RESTORE_MAX_AGE: duration("6h", 60_000),
 
+  /** 0: the concert list and dates are read from the database on every call. */
+  CATALOG_CACHE_TTL: duration("1s", 0),
+
   HOLD_TTL: duration("5m", 1000),
   HOLD_MAX_PER_USER: int(4, 1, 50),
   HOLD_LOCK_TTL: duration("2s", 10),
@@ -216,8 +244,16 @@ export type Env = Record<string, string | undefined>;
 export interface Config {
   host: string;
   port: number;
+  /** Server processes sharing the port (node:cluster); 1: this process serves. */
+  workers: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   corsOrigins: string[];
+  /** Extra request headers a CORS preflight may ask for. */
+  corsAllowedHeaders: string[];
+  /** Set: the public port speaks TLS. */
+  tls?: TlsConfig;
+  /** Absolute path of the built page served at /; undefined: none (PAGE_DIR=off). */
+  pageDir?: string;
   shutdownGraceMs: number;
   /** Where Prometheus metrics are served; undefined: nowhere. */
   metrics?: { host: string; port: number };
@@ -248,7 +284,15 @@ export interface Config {
     restoreMaxAgeMs: number;
   };
   hold: { ttlMs: number; maxPerUser: number; lockTtlMs: number; sweepIntervalMs: number };
+  /** How stale a cached concert list or date list may be; 0: not cached. */
+  catalogCacheTtlMs: number;
   wallet: { chargeMax: number; balanceMax: number };
+}
+
+/** The certificate chain and private key (PEM), read once at start. */
+export interface TlsConfig {
+  cert: Buffer;
+  key: Buffer;
 }
 
 /** Set on every connection to a real PostgreSQL; 0: not set here (the role's or server's setting applies, by default none). */
@@ -303,6 +347,29 @@ function authConfig(e: Parsed, serving: boolean): AuthConfig {
   return { mode, jwks: e.AUTH_JWKS!, issuer: e.AUTH_ISSUER!, audience: e.AUTH_AUDIENCE!, clockToleranceMs: e.AUTH_CLOCK_TOLERANCE, jwksCooldownMs: e.AUTH_JWKS_COOLDOWN };
 }
 
+/** Reads the PEM files at start, so a wrong path or a key that does not match the certificate stops the boot, not the first handshake. */
+function tlsConfig(e: Parsed, serving: boolean): TlsConfig | undefined {
+  if (!e.TLS_CERT_FILE && !e.TLS_KEY_FILE) return undefined;
+  if (!e.TLS_CERT_FILE || !e.TLS_KEY_FILE)
+    throw new ConfigError(`invalid configuration:\n  ${e.TLS_CERT_FILE ? "TLS_KEY_FILE" : "TLS_CERT_FILE"}: required with ${e.TLS_CERT_FILE ? "TLS_CERT_FILE" : "TLS_KEY_FILE"} (set both for TLS, or neither)`);
+  // A one-shot command does not listen.
+  if (!serving) return undefined;
+  const read = (name: "TLS_CERT_FILE" | "TLS_KEY_FILE") => {
+    try {
+      return readFileSync(e[name]!);
+    } catch (err) {
+      throw new ConfigError(`invalid configuration:\n  ${name}: cannot read ${e[name]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const tls = { cert: read("TLS_CERT_FILE"), key: read("TLS_KEY_FILE") };
+  try {
+    createSecureContext(tls);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  TLS_CERT_FILE, TLS_KEY_FILE: not a usable PEM certificate and matching private key (${(err as Error).message})`);
+  }
+  return tls;
+}
+
 /**
  * Reads the configuration from an environment (process.env by default).
  * `serving: false` is for one-shot commands (migrate, seed), which need no AUTH_MODE.
@@ -318,11 +385,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.CHARGE_MAX > e.BALANCE_MAX) throw new ConfigError("invalid configuration:\n  CHARGE_MAX: must not exceed BALANCE_MAX");
   if (e.REDIS_SENTINELS.length && !e.REDIS_SENTINEL_NAME) throw new ConfigError("invalid configuration:\n  REDIS_SENTINEL_NAME: required with REDIS_SENTINELS");
   if (e.REDIS_SENTINEL_NAME && !e.REDIS_SENTINELS.length) throw new ConfigError("invalid configuration:\n  REDIS_SENTINELS: required with REDIS_SENTINEL_NAME");
+  // Each worker is an instance of its own: an in-process queue or lock table, or an embedded database, would be one per worker.
+  if ((options.serving ?? true) && (e.WORKERS === "auto" || e.WORKERS > 1) && (!e.DATABASE_URL || (!e.REDIS_URLS.length && !e.REDIS_SENTINELS.length)))
+    throw new ConfigError(
+      `invalid configuration:\n  WORKERS: ${e.WORKERS} needs DATABASE_URL (PostgreSQL) and REDIS_URLS or REDIS_SENTINELS (the queue and locks on Redis); on the embedded default or with an in-process queue, run one worker`,
+    );
   return {
     host: e.HOST,
     port: e.PORT,
+    workers: e.WORKERS === "auto" ? availableParallelism() : e.WORKERS,
     logLevel: e.LOG_LEVEL,
     corsOrigins: e.CORS_ORIGINS,
+    corsAllowedHeaders: e.CORS_ALLOWED_HEADERS,
+    tls: tlsConfig(e, options.serving ?? true),
+    pageDir: e.PAGE_DIR === "off" ? undefined : resolve(e.PAGE_DIR),
     shutdownGraceMs: e.SHUTDOWN_GRACE,
     metrics: e.METRICS_PORT === undefined ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     connections: {
@@ -367,6 +443,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       restoreMaxAgeMs: e.QUEUE_RESTORE_MAX_AGE,
     },
     hold: { ttlMs: e.HOLD_TTL, maxPerUser: e.HOLD_MAX_PER_USER, lockTtlMs: e.HOLD_LOCK_TTL, sweepIntervalMs: e.HOLD_SWEEP_INTERVAL },
+    catalogCacheTtlMs: e.CATALOG_CACHE_TTL,
     wallet: { chargeMax: e.CHARGE_MAX, balanceMax: e.BALANCE_MAX },
   };
 }

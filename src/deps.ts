@@ -1,21 +1,33 @@
 import type { Config } from "./config.js";
 import { systemClock, type Clock } from "./platform/clock.js";
+import { entities } from "./entities.js";
 import { openDatabase, type Database } from "./platform/db/database.js";
 import { createLocalLocks, createRedlockLocks, type Locks } from "./platform/locks.js";
 import type { Logger } from "./platform/logger.js";
 import { createMetrics, type Metrics } from "./platform/metrics.js";
 import { closeRedis, connectRedis, connectRedisSentinel, type Redis } from "./platform/redis.js";
+import { createCatalogCache, type CatalogCache } from "./modules/concert/catalog-cache.js";
 import { seedDemoCatalog } from "./modules/concert/demo-catalog.js";
+import type { PaymentRouteDeps } from "./modules/payment/payment.routes.js";
 import { createMemoryQueueStore } from "./modules/queue/memory-queue-store.js";
 import { createQueueMetrics } from "./modules/queue/queue.metrics.js";
 import { Queue } from "./modules/queue/queue.service.js";
 import { createRedisQueueStore } from "./modules/queue/redis-queue-store.js";
 import { startHoldSweeper } from "./modules/reservation/hold-sweeper.js";
-import { createReservationMetrics, type ReservationMetrics } from "./modules/reservation/reservation.metrics.js";
+import { createReservationMetrics } from "./modules/reservation/reservation.metrics.js";
+import type { ReservationRouteDeps } from "./modules/reservation/reservation.routes.js";
+import type { WalletRouteDeps } from "./modules/wallet/wallet.routes.js";
 import { createAuthenticator, type Authenticator } from "./rpc/auth.js";
 import { createRateLimits, type RateLimits } from "./rpc/rate-limit.js";
 
-/** Everything a handler may use, wired by hand once at boot. */
+/** Each module's own deps: a handler gets its module's, never the whole bag. */
+export interface ModuleDeps {
+  reservation: ReservationRouteDeps;
+  payment: PaymentRouteDeps;
+  wallet: WalletRouteDeps;
+}
+
+/** What the server and its modules run on, wired by hand once at boot. */
 export interface Deps {
   config: Config;
   log: Logger;
@@ -31,7 +43,9 @@ export interface Deps {
   auth: Authenticator;
   /** Per-user and per-address call budgets, shared through Redis when there is one. */
   limits: RateLimits;
-  reservationMetrics: ReservationMetrics;
+  modules: ModuleDeps;
+  /** The concert list and dates, up to CATALOG_CACHE_TTL old; writes that free or take a seat call `catalog.seatsChanged`. */
+  catalog: CatalogCache;
   close(): Promise<void>;
 }
 
@@ -45,7 +59,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   const clock = overrides.clock ?? systemClock;
   // First: a key set that cannot be read stops the process before anything opens.
   const auth = await createAuthenticator(config.auth, log);
-  const db = await openDatabase(config.database, log);
+  const db = await openDatabase(config.database, entities, log);
   let redis: Redis[] = [];
   try {
     if (config.database.seedDemoCatalog ?? db.engine === "pglite") {
@@ -70,8 +84,13 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   const queue: Queue = new Queue(store, clock, config.queue, log, createQueueMetrics(metrics.registry, () => queue.openStreams));
   if (overrides.startQueue ?? true) queue.start();
   const em = () => db.orm.em.fork();
-  const reservationMetrics = createReservationMetrics(metrics.registry, em, clock);
-  const sweeper = startHoldSweeper(em, clock, config.hold.sweepIntervalMs, log, reservationMetrics.swept);
+  const catalog = createCatalogCache(clock, config.catalogCacheTtlMs);
+  const modules: ModuleDeps = {
+    reservation: { em, clock, locks, hold: config.hold, metrics: createReservationMetrics(metrics.registry, em, clock) },
+    payment: { em, clock, log, expireQueueToken: (token) => queue.expireAfterPayment(token) },
+    wallet: { em, clock, limits: config.wallet },
+  };
+  const sweeper = startHoldSweeper(em, clock, config.hold.sweepIntervalMs, log, modules.reservation.metrics.swept);
   return {
     config,
     log,
@@ -84,7 +103,8 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     queue,
     auth,
     limits,
-    reservationMetrics,
+    modules,
+    catalog,
     async close() {
       await queue.stop();
       auth.close();

@@ -1,10 +1,9 @@
 import { constants } from "node:os";
-import { ConfigError, loadConfig } from "./config.js";
+import { inWorker, reportMetricsToPrimary, startPrimary, workerLog, type StopSignal } from "./cluster.js";
+import { ConfigError, loadConfig, type Config } from "./config.js";
 import { createDeps } from "./deps.js";
-import { createLogger } from "./platform/logger.js";
+import { createLogger, type Logger } from "./platform/logger.js";
 import { createServer } from "./server.js";
-
-type StopSignal = "SIGTERM" | "SIGINT";
 
 async function main(): Promise<void> {
   // Until the server is up there is nothing to drain: a stop signal ends the
@@ -25,20 +24,34 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  const deps = await createDeps(config, log);
+  if (config.workers > 1 && !inWorker) {
+    const primary = startPrimary(config, log);
+    stop = (signal) => primary.drain(signal);
+    return;
+  }
+  stop = await serve(config, inWorker ? workerLog(log) : log);
+}
+
+/** Today's one server: this process, or one worker of a cluster. Returns what a stop signal does. */
+async function serve(config: Config, log: Logger): Promise<(signal: StopSignal) => void> {
+  // In a worker, METRICS_PORT is the primary's (see cluster.ts).
+  const deps = await createDeps(inWorker ? { ...config, metrics: undefined } : config, log);
+  if (inWorker && config.metrics) reportMetricsToPrimary(deps.metrics.registry);
   const server = createServer(deps);
   const port = await server.listen(config.port);
   log.info(
     { port, host: config.host, database: deps.db.engine, queueAndLocks: deps.redis.length ? `redis x${deps.redis.length}` : "in-process" },
     "serving gRPC, gRPC-Web and Connect",
   );
-  if (config.metrics) log.info({ host: config.metrics.host, port: server.metricsPort }, "serving Prometheus metrics at /metrics");
-  else log.info("Prometheus metrics are off (METRICS_PORT=off)");
+  if (!inWorker) {
+    if (config.metrics) log.info({ host: config.metrics.host, port: server.metricsPort }, "serving Prometheus metrics at /metrics");
+    else log.info("Prometheus metrics are off (METRICS_PORT=off)");
+  }
 
   // One drain, whatever arrives during it: a Ctrl-C under `npm start` reaches
   // the server twice (from the terminal's process group and forwarded by npm).
   let stopping = false;
-  stop = (signal) => {
+  return (signal) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal, graceMs: config.shutdownGraceMs }, "draining");

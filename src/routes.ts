@@ -42,17 +42,14 @@ export function createHealthState(): HealthState {
   return new HealthState(API_SERVICES.map((s) => s.typeName));
 }
 
-/**
- * Registers every service. Services whose capability is not built yet are
- * still registered, so their RPCs answer UNIMPLEMENTED rather than 404.
- */
+/** Registers every service, each module's handlers on that module's own deps. */
 export function createRoutes(deps: Deps, health: HealthState, draining: AbortSignal) {
   const reflection = new ReflectionIndex(API_FILES, [...API_SERVICES.map((s) => s.typeName), Health.typeName, ...REFLECTION_SERVICES]);
   return (router: ConnectRouter) => {
     registerQueueRoutes(router, deps.queue, draining);
     registerConcertRoutes(router, deps);
-    registerReservationRoutes(router, deps, createPayReservationHandler(deps));
-    registerWalletRoutes(router, deps);
+    registerReservationRoutes(router, deps.modules.reservation, createPayReservationHandler(deps.modules.payment));
+    registerWalletRoutes(router, deps.modules.wallet);
     registerHealth(router, health, draining);
     registerReflection(router, reflection);
   };

@@ -1,17 +1,21 @@
 import { createServer as createHttp1Server } from "node:http";
 import { createServer as createHttp2Server, type Http2Session } from "node:http2";
 import { setMaxListeners } from "node:events";
-import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
+import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { TlsConfig } from "./config.js";
 import type { Deps } from "./deps.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { createDrainInterceptor, routeConnection, trackHttp1Calls, trackSession, type TrackedSession } from "./connections.js";
 import { serveMetrics, type MetricsServer } from "./platform/metrics.js";
-import { httpEndpoints, withCors, type Handler, type Response } from "./http-endpoints.js";
+import { createHttpEndpoints, withCors, type Handler, type Response } from "./http-endpoints.js";
 import { createRoutes, createHealthState } from "./routes.js";
 import { ServingStatus, type HealthState } from "./rpc/health.js";
 import { createLoggingInterceptor } from "./rpc/logging.js";
-import { createCallContext, createInterceptors } from "./rpc/pipeline.js";
+import { createCallContext, createGrpcCallValues, createInterceptors } from "./rpc/pipeline.js";
+import { captureServices, replayServices } from "./rpc/registry.js";
+import { createGrpcEndpoint } from "./grpc-server.js";
 import { accountRefusedCalls, markPipelineEntered, pipelineEnteredKey } from "./rpc/refused-calls.js";
 
 
@@ -62,30 +66,43 @@ export function createServer(deps: Deps): AppServer {
     createLoggingInterceptor(deps.log, deps.metrics),
     deps.log,
   );
+  // One set of implementations and one pipeline, whichever stack carries the call.
+  const services = captureServices(createRoutes(deps, health, draining.signal));
+  const pipeline = [drain, ...createInterceptors({ ...deps, trustProxyHops: limits.trustProxyHops })];
+  const httpEndpoints = createHttpEndpoints(health, deps.config.pageDir);
   const connect = connectNodeAdapter({
     routes: (router) => {
-      createRoutes(deps, health, draining.signal)(router);
+      replayServices(services, router);
       accountRefusedCalls(router, deps.log, deps.metrics);
     },
-    interceptors: [markPipelineEntered, drain, ...createInterceptors({ ...deps, trustProxyHops: limits.trustProxyHops })],
+    interceptors: [markPipelineEntered, ...pipeline],
     contextValues: (req) => callContext(req).set(pipelineEnteredKey, { entered: false }),
     readMaxBytes: MAX_MESSAGE_BYTES,
-    fallback: (req, res) => httpEndpoints(health, req, res as Response),
+    fallback: (req, res) => httpEndpoints(req, res as Response),
   });
-  const handler = withCors(deps.config.corsOrigins, connect as Handler);
+  const handler = withCors(deps.config, connect as Handler);
 
   const h2 = createHttp2Server({ settings: { maxConcurrentStreams: limits.http2MaxConcurrentStreams } }, handler);
   const sessions = new Map<Http2Session, TrackedSession>();
   // The head deadline of the socket being handed to h2 right now: "session" is
   // emitted synchronously inside h2.emit("connection").
   let handingOver: NodeJS.Timeout | undefined;
-  h2.on("session", (s) => {
+  const onSession = (s: Http2Session) => {
     const headDeadline = handingOver;
     s.once("stream", () => clearTimeout(headDeadline));
     const tracked = trackSession(s, limits.http2IdleTimeoutMs, limits.headersTimeoutMs);
     sessions.set(s, tracked);
     s.on("close", () => sessions.delete(s));
     if (draining.signal.aborted) tracked.drain(); // a socket that connected just before the drain
+  };
+  h2.on("session", onSession);
+  const grpc = createGrpcEndpoint(services, {
+    interceptors: pipeline,
+    logged: createLoggingInterceptor(deps.log, deps.metrics),
+    callValues: createGrpcCallValues(limits.trustProxyHops),
+    maxConcurrentStreams: limits.http2MaxConcurrentStreams,
+    maxMessageBytes: MAX_MESSAGE_BYTES,
+    onSession,
   });
 
   const h1 = createHttp1Server({
@@ -107,31 +124,43 @@ export function createServer(deps: Deps): AppServer {
   h1.on("request", handler);
 
   const sockets = new Set<Socket>();
-  const tcp = createNetServer((socket) => {
+  /** A new TCP connection: tracked for the final cut, and given its head deadline. */
+  const accept = (socket: Socket): NodeJS.Timeout => {
     sockets.add(socket);
-    // Until the first request head: covers silence, a partial HTTP/2 preface
-    // and, on HTTP/2, a session that never opens a stream. On HTTP/1.1, node's
-    // headersTimeout takes over once the socket is handed over.
+    // Until the first request head: covers silence, a TLS handshake or a
+    // partial HTTP/2 preface that never completes and, on HTTP/2, a session
+    // that never opens a stream. On HTTP/1.1, node's headersTimeout takes over
+    // once the socket is handed over.
     const headDeadline = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
     socket.on("close", () => {
       clearTimeout(headDeadline);
       sockets.delete(socket);
     });
     socket.on("error", () => socket.destroy());
-    routeConnection(socket, (isH2) => {
-      if (!isH2) {
-        clearTimeout(headDeadline);
-        h1.emit("connection", socket);
-        return;
-      }
-      handingOver = headDeadline;
-      try {
-        h2.emit("connection", socket);
-      } finally {
-        handingOver = undefined;
-      }
-    });
+    return headDeadline;
+  };
+  const handOver = (socket: Socket, isH2: boolean, headDeadline: NodeJS.Timeout | undefined) => {
+    if (!isH2) {
+      clearTimeout(headDeadline);
+      h1.emit("connection", socket);
+      return;
+    }
+    handingOver = headDeadline;
+    try {
+      // Over TLS, ALPN "h2" is what browsers negotiate: connect-node serves
+      // every protocol there. Plaintext HTTP/2 (h2c) is what gRPC clients
+      // speak, and no browser does: grpc-js serves it.
+      if ((socket as Partial<TLSSocket>).encrypted) h2.emit("connection", socket);
+      else grpc.inject(socket);
+    } finally {
+      handingOver = undefined;
+    }
+  };
+  const tcp = deps.config.tls ? createTlsListener(deps.config.tls, limits.headersTimeoutMs, accept, handOver) : createNetServer((socket) => {
+    const headDeadline = accept(socket);
+    routeConnection(socket, (isH2) => handOver(socket, isH2, headDeadline));
   });
+
 
   let metrics: MetricsServer | undefined;
   return {
@@ -199,7 +228,42 @@ export function createServer(deps: Deps): AppServer {
       clearTimeout(grace);
       clearTimeout(cut);
       h1.close(); // stops its connection-checking timer; its sockets are gone by now
+      grpc.close();
       await metrics?.close(); // last: a scrape during the drain still sees it
     },
   };
+}
+
+/**
+ * TLS on the public port: ALPN picks the protocol (browsers only speak HTTP/2
+ * over TLS), so an accepted connection goes to the h2 server when it agreed
+ * on "h2" and to the HTTP/1.1 server otherwise; no preface sniffing. The head
+ * deadline starts at the TCP accept, so it also bounds the handshake.
+ */
+function createTlsListener(
+  tls: TlsConfig,
+  headersTimeoutMs: number,
+  accept: (socket: Socket) => NodeJS.Timeout,
+  handOver: (socket: Socket, isH2: boolean, headDeadline: NodeJS.Timeout | undefined) => void,
+): NetServer {
+  const listener = createTlsServer({ cert: tls.cert, key: tls.key, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: headersTimeoutMs });
+  // node hands "secureConnection" the TLS socket, not the TCP one it wraps;
+  // both carry the same peer address, which is unique among open connections.
+  const deadlines = new Map<string, NodeJS.Timeout>();
+  const peer = (s: Socket) => `${s.remoteAddress}|${s.remotePort}`;
+  listener.on("connection", (raw: Socket) => {
+    const key = peer(raw);
+    deadlines.set(key, accept(raw));
+    raw.once("close", () => deadlines.delete(key));
+  });
+  listener.on("secureConnection", (socket: TLSSocket) => {
+    const key = peer(socket);
+    const headDeadline = deadlines.get(key);
+    deadlines.delete(key);
+    socket.on("error", () => socket.destroy());
+    handOver(socket, socket.alpnProtocol === "h2", headDeadline);
+  });
+  // A failed handshake: node has already destroyed the socket.
+  listener.on("tlsClientError", () => {});
+  return listener;
 }

@@ -4,10 +4,11 @@
  * default config.js (API on the page's own origin, auth mode asked of the
  * server). Prints the sizes.
  *
- *   npm run web:build            # then: npm run web
+ *   npm run web:build            # then: npm run web (or npm start: the API serves it at /)
+ *   tsx web/build.ts --if-stale  # only when web/dist is missing or older than its sources
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
@@ -37,7 +38,8 @@ export async function buildWeb(outDir: string = DIST_DIR): Promise<WebBuildRepor
     outdir: outDir,
     logLevel: "silent",
   });
-  rmSync(outDir, { recursive: true, force: true });
+  // No emptying of outDir first: a server may be serving it right now (npm
+  // start serves web/dist). Every file is replaced whole, by a rename.
   mkdirSync(outDir, { recursive: true });
   const out: Record<string, Uint8Array> = {};
   for (const f of result.outputFiles) {
@@ -49,7 +51,13 @@ export async function buildWeb(outDir: string = DIST_DIR): Promise<WebBuildRepor
     readFileSync(join(WEB_DIR, "index.html"), "utf8").replace("%HASH_JS%", hash("app.js")).replace("%HASH_CSS%", hash("app.css")),
   );
   out["config.js"] = Buffer.from(configScript({}));
-  for (const [name, bytes] of Object.entries(out)) if (!name.startsWith("styles.")) writeFileSync(join(outDir, name), bytes);
+  // index.html last: its mtime is the build's (see isStale).
+  const names = Object.keys(out).filter((name) => !name.startsWith("styles.") && name !== "index.html");
+  for (const name of [...names, "index.html"]) {
+    const tmp = join(outDir, `.${name}.${process.pid}.tmp`);
+    writeFileSync(tmp, out[name]);
+    renameSync(tmp, join(outDir, name));
+  }
 
   const files: WebBuildReport["files"] = {};
   for (const name of ["index.html", "app.js", "app.css"]) files[name] = { bytes: out[name].byteLength, gzipBytes: gzipSync(out[name], { level: 9 }).byteLength };
@@ -63,12 +71,34 @@ export async function buildWeb(outDir: string = DIST_DIR): Promise<WebBuildRepor
   return { dir: outDir, files, sources };
 }
 
+/** What the page is built from: its sources, the client package's, and the dependency tree. */
+const INPUTS = [join(WEB_DIR, "src"), join(WEB_DIR, "index.html"), join(WEB_DIR, "build.ts"), join(WEB_DIR, "../packages/client/src"), join(WEB_DIR, "../package-lock.json")];
+
+/** Whether `outDir` is missing a build or is older than any of its inputs. */
+export function isStale(outDir: string = DIST_DIR): boolean {
+  let built: number;
+  try {
+    built = statSync(join(outDir, "index.html")).mtimeMs;
+  } catch {
+    return true;
+  }
+  const newest = (path: string): number => {
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (!st) return 0;
+    if (!st.isDirectory()) return st.mtimeMs;
+    return Math.max(st.mtimeMs, ...readdirSync(path).map((name) => newest(join(path, name))));
+  };
+  return INPUTS.some((input) => newest(input) > built);
+}
+
 /** The page's config.js: `window.BOXOFFICE_CONFIG`, read by web/src/config.ts. */
 export function configScript(config: { apiBaseUrl?: string; protocol?: string; authMode?: string }): string {
   return `window.BOXOFFICE_CONFIG = ${JSON.stringify(config)};\n`;
 }
 
 if (require.main === module) {
+  // --if-stale (npm start's prestart): nothing to do, and nothing printed, when web/dist is up to date.
+  if (process.argv.includes("--if-stale") && !isStale()) process.exit(0);
   buildWeb()
     .then((r) => {
       const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;

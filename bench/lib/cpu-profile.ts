@@ -11,6 +11,7 @@
  */
 import { readFileSync } from "node:fs";
 import { relative } from "node:path";
+import { parseFlags } from "./flags";
 
 interface CallFrame {
   functionName: string;
@@ -197,17 +198,15 @@ export function formatSummary(s: ProfileSummary): string {
 }
 
 if (require.main === module) {
-  const file = process.argv[2];
-  if (!file) {
-    console.error("usage: tsx bench/lib/cpu-profile.ts <file.cpuprofile> [--top N] [--windows results.json]");
+  const usage = "usage: tsx bench/lib/cpu-profile.ts <file.cpuprofile> [--top 25] [--windows results.json]";
+  const flags = parseFlags(usage, { top: { type: "string" }, windows: { type: "string" } }, { positionals: true });
+  const [file] = flags.positionals;
+  if (!file || flags.positionals.length > 1) {
+    console.error(usage);
     process.exit(2);
   }
-  const arg = (name: string) => {
-    const i = process.argv.indexOf(name);
-    return i > 0 ? process.argv[i + 1] : undefined;
-  };
-  const json = arg("--windows");
+  const json = flags.values.windows;
   const windows = json ? (JSON.parse(readFileSync(json, "utf8")) as { profile?: { windows?: Window[] } }).profile?.windows : undefined;
   if (json && !windows) throw new Error(`${json} records no profile windows`);
-  console.log(formatSummary(summarizeProfile(file, { top: Number(arg("--top") ?? 25), windows })));
+  console.log(formatSummary(summarizeProfile(file, { top: flags.int("top", 25), windows })));
 }

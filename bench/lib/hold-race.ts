@@ -1,6 +1,6 @@
 /**
- * Building blocks of the on-sale seat race (issue 4; issue 6 may reuse
- * them): a database and a catalog of shows, users made ACTIVE over the real
+ * Building blocks of the on-sale seat race (bench/holds.ts, and the
+ * on-sale flow and payments benchmarks): a database and a catalog of shows, users made ACTIVE over the real
  * queue RPCs, the seat race over grpc-js, and the winners counted in the
  * database afterwards.
  */
@@ -32,15 +32,17 @@ export interface Show {
 
 /**
  * One concert with `dates` consecutive show days of `seatsPerDate` seats each,
- * written with plain SQL. The schema must exist (the server migrates on boot).
+ * written with plain SQL in one transaction. The schema must exist (the server
+ * migrates on boot). Given a connected client (outside a transaction), it uses
+ * it and leaves it open.
  */
 export async function seedShow(
-  databaseUrl: string,
+  database: string | Client,
   o: { concertId: string; dates: number; seatsPerDate: number; price?: number; firstDate?: string },
 ): Promise<Show> {
   const price = o.price ?? 121_000;
-  const c = new Client({ connectionString: databaseUrl });
-  await c.connect();
+  const c = typeof database === "string" ? new Client({ connectionString: database }) : database;
+  if (c !== database) await c.connect();
   try {
     await c.query("begin");
     await c.query(`insert into concert (id, title, artist, venue) values ($1, $2, 'Bench Artist', 'Bench Arena')`, [o.concertId, `Bench ${o.concertId}`]);
@@ -62,7 +64,7 @@ export async function seedShow(
     await c.query("rollback").catch(() => undefined);
     throw err;
   } finally {
-    await c.end();
+    if (c !== database) await c.end();
   }
 }
 

@@ -6,12 +6,13 @@
  * Usage: npm run check:invariants
  */
 import { checkInvariants, INVARIANT_RULES } from "../modules/payment/invariants.js";
+import { entities } from "../entities.js";
 import { openDatabase } from "../platform/db/database.js";
 import { createLogger } from "../platform/logger.js";
 import { databaseName, runCommand } from "./command.js";
 
 runCommand(async (config) => {
-  const db = await openDatabase(config.database, createLogger("warn"));
+  const db = await openDatabase(config.database, entities, createLogger("warn"));
   try {
     const violations = await checkInvariants(db.orm.em.fork());
     console.log(databaseName(config.database));

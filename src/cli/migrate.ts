@@ -4,12 +4,13 @@
  *
  * Usage: npm run migrate
  */
+import { entities } from "../entities.js";
 import { openDatabase } from "../platform/db/database.js";
 import { createLogger } from "../platform/logger.js";
 import { databaseName, runCommand } from "./command.js";
 
 runCommand(async (config) => {
-  const db = await openDatabase(config.database, createLogger("warn"), { migrate: false });
+  const db = await openDatabase(config.database, entities, createLogger("warn"), { migrate: false });
   try {
     const migrator = db.orm.getMigrator();
     const applied = await migrator.up();

@@ -6,12 +6,13 @@
  * Usage: npm run seed
  */
 import { seedDemoCatalog } from "../modules/concert/demo-catalog.js";
+import { entities } from "../entities.js";
 import { openDatabase } from "../platform/db/database.js";
 import { createLogger } from "../platform/logger.js";
 import { databaseName, runCommand } from "./command.js";
 
 runCommand(async (config) => {
-  const db = await openDatabase(config.database, createLogger("warn"));
+  const db = await openDatabase(config.database, entities, createLogger("warn"));
   try {
     const added = await seedDemoCatalog(db.orm.em.fork());
     const [counts] = await db.orm.em.fork().execute<{ concerts: number; dates: number; seats: number }[]>(

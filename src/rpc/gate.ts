@@ -1,23 +1,20 @@
 import { ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { isMessage } from "@bufbuild/protobuf";
-import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb.js";
-import { PayReservationRequestSchema, ReservationService } from "../../gen/boxoffice/reservation/v1/reservation_service_pb.js";
+import { PayReservationRequestSchema } from "../../gen/boxoffice/reservation/v1/reservation_service_pb.js";
 import { errorReason } from "../platform/errors.js";
 import { Reason } from "../platform/reasons.js";
 import type { Queue } from "../modules/queue/queue.service.js";
 import { callerKey, principalKey } from "./context.js";
 import { checkTokenOwner } from "./identity.js";
+import { checkAccessDeclared, gatedProcedures, methodAccess } from "./method-options.js";
 
-/** The RPCs only an ACTIVE queue token opens. */
-export const GATED_PROCEDURES = new Set(
-  [
-    ConcertService.method.listAvailableDates,
-    ConcertService.method.listAvailableSeats,
-    ReservationService.method.holdSeat,
-    ReservationService.method.cancelHold,
-    ReservationService.method.payReservation,
-  ].map((m) => `${m.parent.typeName}/${m.name}`),
-);
+/**
+ * "service/Method" of the RPCs only an ACTIVE queue token opens: those whose
+ * proto declares `queue_token: QUEUE_TOKEN_REQUIRED`. Read from the
+ * descriptors when this module loads, so a server whose protos lack the
+ * option fails at start.
+ */
+export const GATED_PROCEDURES: ReadonlySet<string> = gatedProcedures();
 
 export const QUEUE_TOKEN_HEADER = "x-queue-token";
 
@@ -41,18 +38,24 @@ export const replayOnlyKey = createContextKey<ConnectError | undefined>(undefine
  * an idempotency key and a token that is ours, signed for this caller and
  * EXPIRED passes with `replayOnlyKey` set; it can return the first result of
  * that key and nothing else. Missing, forged, waiting and other users' tokens
- * are refused as always.
+ * are refused as always. The exception is code, not a proto option: only a
+ * handler that honours `replayOnlyKey` may be given it.
+ *
+ * Which RPCs are gated, and whose token a caller may use, is what each RPC's
+ * `(boxoffice.options.v1.access)` declares (queue_token, any_user_scope).
  */
 export function createQueueGateInterceptor(queue: Queue): Interceptor {
+  checkAccessDeclared();
   return (next) => async (req) => {
-    if (!GATED_PROCEDURES.has(`${req.service.typeName}/${req.method.name}`)) return next(req);
+    const declared = methodAccess(req.method);
+    if (!declared.queueToken) return next(req);
     const token = req.header.get(QUEUE_TOKEN_HEADER);
     // The owner check runs once the signature verified, before the store is
     // read: whatever admitCaller then says, `signedFor` is the token's user.
     let signedFor: string | undefined;
     try {
       const ticket = await queue.admitCaller(token, (userId) => {
-        checkTokenOwner(req.contextValues.get(principalKey), userId);
+        checkTokenOwner(req.contextValues.get(principalKey), userId, declared.anyUserScope);
         signedFor = userId;
       });
       req.contextValues.set(callerKey, { userId: ticket.userId, token: ticket.token });

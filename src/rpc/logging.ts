@@ -32,7 +32,7 @@ export function createLoggingInterceptor(log: Logger, metrics: Metrics): Interce
         finish();
         return res;
       }
-      return { ...res, message: observeStream(res.message, finish) };
+      return { ...res, message: observeStream(res.message, req.signal, finish) };
     } catch (err) {
       // Errors carry the request id too: that is when a client needs it most.
       const failure = ConnectError.from(err);
@@ -43,10 +43,12 @@ export function createLoggingInterceptor(log: Logger, metrics: Metrics): Interce
   };
 }
 
-async function* observeStream<T>(source: AsyncIterable<T>, finish: (err?: unknown) => void): AsyncIterable<T> {
+async function* observeStream<T>(source: AsyncIterable<T>, signal: AbortSignal, finish: (err?: unknown) => void): AsyncIterable<T> {
   try {
     yield* source;
-    finish();
+    // A handler may end its stream quietly when its call's signal aborts (the
+    // client closed the stream, or its deadline passed): that is no success.
+    finish(signal.aborted ? ConnectError.from(signal.reason, Code.Canceled) : undefined);
   } catch (err) {
     finish(err);
     throw err;

@@ -12,6 +12,7 @@ import { createDeadlineInterceptor } from "./deadline.js";
 import { createErrorInterceptor } from "./errors.js";
 import { createQueueGateInterceptor } from "./gate.js";
 import { createAuthInterceptor } from "./identity.js";
+import type { GrpcCallValues } from "./grpc-adapter.js";
 import { createLoggingInterceptor } from "./logging.js";
 import { createRateLimitInterceptor, type RateLimits } from "./rate-limit.js";
 
@@ -45,13 +46,38 @@ export function createInterceptors(deps: PipelineDeps): Interceptor[] {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+type HeaderValue = string | string[] | undefined;
+
+/** The request id a client sent, if it is a sane one, or a new one. */
+function requestId(given: HeaderValue): string {
+  return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
 /** Per-call values taken from the transport before the pipeline runs: request id and client address. */
 export function createCallContext(trustProxyHops: number): (req: IncomingMessage | Http2ServerRequest) => ContextValues {
-  return (req) => {
-    const given = req.headers["x-request-id"];
-    const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-    return createContextValues().set(requestIdKey, id).set(clientAddressKey, clientAddress(req, trustProxyHops));
+  return (req) =>
+    createContextValues()
+      .set(requestIdKey, requestId(req.headers["x-request-id"]))
+      .set(clientAddressKey, clientAddress(req.socket?.remoteAddress, req.headers["x-forwarded-for"], trustProxyHops));
+}
+
+/** The same values for a call grpc-js carried: from its metadata and its peer ("host:port", "[v6]:port"). */
+export function createGrpcCallValues(trustProxyHops: number): GrpcCallValues {
+  return (metadata, peer) => {
+    const id = metadata.get("x-request-id");
+    const forwarded = trustProxyHops ? metadata.get("x-forwarded-for").map(String) : undefined;
+    return createContextValues()
+      .set(requestIdKey, requestId(id.length === 1 ? String(id[0]) : undefined))
+      .set(clientAddressKey, clientAddress(peerHost(peer), forwarded, trustProxyHops));
   };
+}
+
+/** "127.0.0.1:5000" → "127.0.0.1", "[::1]:5000" → "::1", as node's remoteAddress reads. */
+function peerHost(peer: string): string {
+  const v6 = /^\[(.*)\]:\d+$/.exec(peer);
+  if (v6) return v6[1];
+  const colon = peer.lastIndexOf(":");
+  return colon > 0 ? peer.slice(0, colon) : peer;
 }
 
 /**
@@ -59,13 +85,12 @@ export function createCallContext(trustProxyHops: number): (req: IncomingMessage
  * appended to X-Forwarded-For (counting from the right: a client can prepend
  * anything it likes, but not what our own proxies add after it).
  */
-export function clientAddress(req: IncomingMessage | Http2ServerRequest, hops: number): string {
-  const peer = req.socket?.remoteAddress ?? "unknown";
-  if (hops === 0) return peer;
-  const header = req.headers["x-forwarded-for"];
-  const entries = (Array.isArray(header) ? header.join(",") : (header ?? ""))
+export function clientAddress(peer: string | undefined, forwardedFor: HeaderValue, hops: number): string {
+  const socketPeer = peer ?? "unknown";
+  if (hops === 0) return socketPeer;
+  const entries = (Array.isArray(forwardedFor) ? forwardedFor.join(",") : (forwardedFor ?? ""))
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
-  return entries[entries.length - hops] ?? entries[0] ?? peer;
+  return entries[entries.length - hops] ?? entries[0] ?? socketPeer;
 }

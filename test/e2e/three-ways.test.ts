@@ -94,7 +94,8 @@ describe("grpc-js as a classic gRPC client", () => {
   test("a method the server does not have answers UNIMPLEMENTED", async () => {
     const err = await unaryRaw(grpcJs, "/boxoffice.wallet.v1.WalletService/Withdraw", Buffer.alloc(0)).catch((e) => e);
     expect(err.code).toBe(grpc.status.UNIMPLEMENTED);
-    expect(err.details).toBe("unknown method /boxoffice.wallet.v1.WalletService/Withdraw");
+    // grpc-js's own wording.
+    expect(err.details).toBe("The server does not implement the method /boxoffice.wallet.v1.WalletService/Withdraw");
   });
 
   test("a gated call with an ACTIVE token in x-queue-token metadata passes the gate", async () => {
@@ -117,16 +118,17 @@ describe("grpc-js as a classic gRPC client", () => {
     // A well-framed gRPC message whose payload is not protobuf (a truncated varint field).
     const garbage = Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
     const err = await unaryRaw(grpcJs, "/boxoffice.queue.v1.QueueService/IssueToken", garbage).catch((e) => e);
-    // connect-node (like grpc-go) answers an undecodable binary message with
-    // INTERNAL "parse binary: ..." before any interceptor runs; the message
-    // names the decoding problem and nothing of the server's internals.
-    expect(err.code).toBe(grpc.status.INTERNAL);
-    expect(decodeURIComponent(err.details)).toMatch(/^parse binary: /);
+    // The request is the client's fault: INVALID_ARGUMENT naming the decoding
+    // problem and nothing of the server's internals (grpc-js alone would say
+    // INTERNAL; the adapter decodes and refuses it itself).
+    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(decodeURIComponent(err.details)).toMatch(/^cannot decode boxoffice\.queue\.v1\.IssueTokenRequest: /);
     expect(err.details).not.toMatch(/\.(ts|js):\d+/);
 
-    // Not even gRPC framing: a length prefix promising more than is sent.
+    // Not even gRPC framing: a message, then the start of a second one on a
+    // unary call. grpc-js answers UNIMPLEMENTED, as the gRPC spec has it.
     const raw = await rawGrpcPost(s.port, "/boxoffice.concert.v1.ConcertService/ListConcerts", Buffer.from([0, 0, 0, 1, 0, 1, 2]));
-    expect(raw).toEqual({ httpStatus: 200, grpcStatus: String(grpc.status.INVALID_ARGUMENT) });
+    expect(raw).toEqual({ httpStatus: 200, grpcStatus: String(grpc.status.UNIMPLEMENTED) });
 
     const after = await unary(grpcJs, ConcertService.method.listConcerts, {});
     expect(after.message.concerts).toHaveLength(DEMO_IDS.length);

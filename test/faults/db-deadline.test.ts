@@ -10,6 +10,7 @@ import { Client } from "pg";
 import { QueueService } from "../../gen/boxoffice/queue/v1/queue_service_pb";
 import { ReservationService } from "../../gen/boxoffice/reservation/v1/reservation_service_pb";
 import { withCallDeadline } from "../../src/platform/db/deadline";
+import { entities } from "../../src/entities";
 import { openDatabase, type Database } from "../../src/platform/db/database";
 import { createLogger } from "../../src/platform/logger";
 import { requestTimeoutMs } from "../../src/rpc/deadline";
@@ -34,7 +35,7 @@ describe("a transaction under a call's deadline", () => {
   let db: Database;
   beforeAll(async () => {
     tdb = await createTestDatabase();
-    db = await openDatabase(testConfig({ DATABASE_URL: tdb.url }).database, createLogger("silent"));
+    db = await openDatabase(testConfig({ DATABASE_URL: tdb.url }).database, entities, createLogger("silent"));
   });
   afterAll(async () => {
     await db?.close();

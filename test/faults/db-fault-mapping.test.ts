@@ -14,6 +14,7 @@ import { Client } from "pg";
 import { Registry, type Counter } from "prom-client";
 import { seedDemoCatalog } from "../../src/modules/concert/demo-catalog";
 import { Seat } from "../../src/modules/concert/seat.entity";
+import { entities } from "../../src/entities";
 import { openDatabase, ormOptions, type Database } from "../../src/platform/db/database";
 import { databaseFault } from "../../src/platform/db/faults";
 import { errorReason } from "../../src/platform/errors";
@@ -40,7 +41,7 @@ beforeAll(async () => {
     DB_LOCK_TIMEOUT: `${LOCK_TIMEOUT_MS}ms`,
     DB_IDLE_IN_TRANSACTION_TIMEOUT: `${IDLE_IN_TRANSACTION_TIMEOUT_MS}ms`,
   });
-  database = await openDatabase(config.database, captured.log);
+  database = await openDatabase(config.database, entities, captured.log);
   await seedDemoCatalog(database.orm.em.fork());
   admin = new Client({ connectionString: db.url });
   await admin.connect();
@@ -103,7 +104,7 @@ async function withSeatLocked<T>(body: () => Promise<T>): Promise<T> {
 
 /** An ORM of its own pointed at `url`, which connects only when first used. */
 async function ormAt(url: string, pool?: { max: number; acquireTimeoutMillis: number }): Promise<MikroORM> {
-  const options = ormOptions({ clientUrl: url }, pool?.max ?? 1, { log: captured.log });
+  const options = ormOptions(entities, { clientUrl: url }, pool?.max ?? 1, { log: captured.log });
   return MikroORM.init({ ...options, connect: false, ...(pool && { pool: { ...options.pool, ...pool } }) });
 }
 

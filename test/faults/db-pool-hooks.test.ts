@@ -9,6 +9,7 @@ import { MikroORM } from "@mikro-orm/postgresql";
 import { Client } from "pg";
 import { Seat } from "../../src/modules/concert/seat.entity";
 import { ManualClock } from "../../src/platform/clock";
+import { entities } from "../../src/entities";
 import { ormOptions } from "../../src/platform/db/database";
 import { createPoolHooks, sessionSettings } from "../../src/platform/db/pool-hooks";
 import { createTestDatabase, type TestDatabase } from "../harness";
@@ -23,7 +24,7 @@ const printed: unknown[][] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const options = ormOptions({ clientUrl: db.url }, 3, { log: captured.log, clock, timeouts: { statementMs: 5000, lockMs: 2000, idleInTransactionMs: 10_000 } });
+  const options = ormOptions(entities, { clientUrl: db.url }, 3, { log: captured.log, clock, timeouts: { statementMs: 5000, lockMs: 2000, idleInTransactionMs: 10_000 } });
   orm = await MikroORM.init(options);
   await orm.getMigrator().up();
   admin = new Client({ connectionString: db.url });

@@ -13,6 +13,7 @@ import type { Counter } from "prom-client";
 import { ReservationStatus } from "../../gen/boxoffice/reservation/v1/reservation_pb";
 import { ReservationService } from "../../gen/boxoffice/reservation/v1/reservation_service_pb";
 import { createDeps, type Deps } from "../../src/deps";
+import { entities } from "../../src/entities";
 import { Seat } from "../../src/modules/concert/seat.entity";
 import { createPayReservationHandler } from "../../src/modules/payment/payment.routes";
 import { registerReservationRoutes } from "../../src/modules/reservation/reservation.routes";
@@ -50,7 +51,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   // Every DB_* timeout at its default.
   deps = await createDeps(testConfig({ DATABASE_URL: db.url, SEED_DEMO_CATALOG: "true" }), captured.log, { startQueue: false });
-  const transport = createRouterTransport((router) => registerReservationRoutes(router, deps, createPayReservationHandler(deps)), {
+  const transport = createRouterTransport((router) => registerReservationRoutes(router, deps.modules.reservation, createPayReservationHandler(deps.modules.payment)), {
     router: { interceptors: [createErrorInterceptor(captured.log, deps.metrics), fakeGate] },
   });
   reservations = createClient(ReservationService, transport);
@@ -125,9 +126,10 @@ test("HoldSeat on a seat whose row another session holds is UNAVAILABLE LOCK_TIM
 test("the defect, with the timeouts off (0): the same HoldSeat waits for as long as the row stays locked", async () => {
   const untimed = await openDatabase(
     testConfig({ DATABASE_URL: db.url, DB_LOCK_TIMEOUT: "0", DB_STATEMENT_TIMEOUT: "0", DB_IDLE_IN_TRANSACTION_TIMEOUT: "0" }).database,
+    entities,
     createLogger("silent"),
   );
-  const transport = createRouterTransport((router) => registerReservationRoutes(router, { ...deps, orm: untimed.orm }, createPayReservationHandler(deps)), {
+  const transport = createRouterTransport((router) => registerReservationRoutes(router, { ...deps.modules.reservation, em: () => untimed.orm.em.fork() }, createPayReservationHandler(deps.modules.payment)), {
     router: { interceptors: [createErrorInterceptor(createLogger("silent")), fakeGate] },
   });
   const untimedReservations = createClient(ReservationService, transport);
@@ -150,7 +152,7 @@ describe("a paused instance", () => {
   let paused: Database;
   beforeAll(async () => {
     // The other instance, configured alike but for a short idle-in-transaction timeout.
-    paused = await openDatabase(testConfig({ DATABASE_URL: db.url, DB_IDLE_IN_TRANSACTION_TIMEOUT: "500ms" }).database, createLogger("silent"));
+    paused = await openDatabase(testConfig({ DATABASE_URL: db.url, DB_IDLE_IN_TRANSACTION_TIMEOUT: "500ms" }).database, entities, createLogger("silent"));
   });
   afterAll(() => paused?.close());
 

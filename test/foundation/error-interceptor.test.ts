@@ -14,6 +14,7 @@ import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
 import { createErrorInterceptor } from "../../src/rpc/errors";
 import { createLoggingInterceptor } from "../../src/rpc/logging";
 import { ManualClock } from "../../src/platform/clock";
+import { entities } from "../../src/entities";
 import { ormOptions } from "../../src/platform/db/database";
 import { dependencyUnavailableCounter } from "../../src/platform/db/outage-log";
 import { domainError, ERROR_DOMAIN, errorReason } from "../../src/platform/errors";
@@ -44,7 +45,7 @@ let statementTimeout: DriverException;
 
 beforeAll(async () => {
   const closed = `postgresql://postgres@127.0.0.1:${await freePort()}/none`;
-  const nowhere = await MikroORM.init({ ...ormOptions({ clientUrl: closed }, 1), connect: false });
+  const nowhere = await MikroORM.init({ ...ormOptions(entities, { clientUrl: closed }, 1), connect: false });
   refused = await nowhere.em.getConnection().execute("select 1").then(
     () => Promise.reject(new Error("a closed port answered")),
     (e) => nowhere.em.getDriver().convertException(e),
@@ -54,7 +55,7 @@ beforeAll(async () => {
     () => Promise.reject(new Error("a closed port answered")),
     (e: Error) => e,
   );
-  const orm = await MikroORM.init(ormOptions({ clientUrl: process.env.TEST_PG_ADMIN_URL }, 1));
+  const orm = await MikroORM.init(ormOptions(entities, { clientUrl: process.env.TEST_PG_ADMIN_URL }, 1));
   try {
     statementTimeout = await orm.em
       .fork()

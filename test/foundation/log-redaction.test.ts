@@ -6,6 +6,7 @@
  */
 import { Writable } from "node:stream";
 import { DefaultLogger, MikroORM, UniqueConstraintViolationException, type Options } from "@mikro-orm/postgresql";
+import { entities } from "../../src/entities";
 import { ormOptions } from "../../src/platform/db/database";
 import { createLogger } from "../../src/platform/logger";
 
@@ -109,7 +110,7 @@ test("a line with nothing to censor is written as given", () => {
 describe("over a real PostgreSQL", () => {
   let orm: MikroORM;
   beforeAll(async () => {
-    orm = await MikroORM.init(ormOptions({ clientUrl: adminUrl() }, 2));
+    orm = await MikroORM.init(ormOptions(entities, { clientUrl: adminUrl() }, 2));
   });
   afterAll(() => orm?.close(true));
 
@@ -168,7 +169,7 @@ describe("over a real PostgreSQL", () => {
   test("the ORM never logs queries, even with debug on and a query asking for it", async () => {
     const run = async (overrides: Partial<Options>) => {
       const written: string[] = [];
-      const probe = await MikroORM.init({ ...ormOptions({ clientUrl: adminUrl() }, 1), debug: true, logger: (m: string) => written.push(m), ...overrides });
+      const probe = await MikroORM.init({ ...ormOptions(entities, { clientUrl: adminUrl() }, 1), debug: true, logger: (m: string) => written.push(m), ...overrides });
       try {
         await probe.em.fork().execute(`select ?::text as v`, [SECRETS.sqlParam], "all", { enabled: true });
         await probe.em.fork().execute(`select ?::text as v, ?::bigint as amount`, [SECRETS.idempotencyKey, SECRETS.amount]);

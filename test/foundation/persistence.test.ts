@@ -6,6 +6,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Client } from "pg";
+import { entities } from "../../src/entities";
 import { openDatabase, type Database } from "../../src/platform/db/database";
 import { migrationsList } from "../../src/platform/db/migrations/index";
 import { createLogger } from "../../src/platform/logger";
@@ -26,7 +27,7 @@ test("openDatabase applies every migration once, and the entities agree with the
   let first: Database | undefined;
   let second: Database | undefined;
   try {
-    first = await openDatabase(dbConfig(db.url), silent);
+    first = await openDatabase(dbConfig(db.url), entities, silent);
     const executed = await first.orm.getMigrator().getExecutedMigrations();
     expect(executed.map((m) => m.name)).toEqual(migrationsList.map((m) => m.name));
     // What schema sync would change to match the entities: nothing.
@@ -34,7 +35,7 @@ test("openDatabase applies every migration once, and the entities agree with the
     await first.close();
     first = undefined;
 
-    second = await openDatabase(dbConfig(db.url), silent);
+    second = await openDatabase(dbConfig(db.url), entities, silent);
     const migrator = second.orm.getMigrator();
     expect(await migrator.getPendingMigrations()).toEqual([]);
     expect(await migrator.up()).toEqual([]);

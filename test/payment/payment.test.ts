@@ -76,6 +76,29 @@ test("a paid hold sells the seat, confirms the reservation and debits exactly it
   expect(await state(id)).toEqual({ status: "CONFIRMED", sold: id, held: null, payments: 1, entries: 1 });
 });
 
+test("the unit of work: reservation and seat locked in one statement, then the wallet; one flush writes", async () => {
+  const where = await show(1, 2000);
+  await charge("uow", 5000);
+  const id = await hold("uow", where, 1);
+  const knex = s.deps.orm.em.getConnection().getKnex();
+  const statements: string[] = [];
+  const record = (q: { sql: string }) => statements.push(q.sql.replace(/\s+/g, " "));
+  knex.on("query", record);
+  try {
+    await payReservation(em(), clock, { userId: "uow", reservationId: id });
+  } finally {
+    knex.off("query", record);
+  }
+  const locks = statements.filter((q) => /for update/.test(q));
+  expect(locks).toHaveLength(2);
+  // The reservation (r0) and its seat (s1) are locked, the show (joined for the answer) is not.
+  expect(locks[0]).toMatch(/from "reservation" as "r0" .*join "seat" as "s1" .*join "concert_date" as "c2" .*for update of "r0", "s1"$/);
+  expect(locks[1]).toMatch(/from "wallet" as "w0" .*for update$/);
+  const writes = statements.filter((q) => /^(insert|update)/.test(q)).map((q) => q.split(" ").slice(0, 3).join(" "));
+  expect(writes.sort()).toEqual(['insert into "payment"', 'insert into "wallet_entry"', 'update "reservation" set', 'update "seat" set', 'update "wallet" set']);
+  expect(await state(id)).toEqual({ status: "CONFIRMED", sold: id, held: null, payments: 1, entries: 1 });
+});
+
 test("100 concurrent pays of one reservation: one success, one debit", async () => {
   const where = await show(1, 2000);
   await charge("pay-100", 100_000);
@@ -149,13 +172,17 @@ test("a failure after the debit, before commit, changes nothing", async () => {
   await charge("crash", 5000);
   const id = await hold("crash", where, 1);
   const before = await state(id);
-  await expect(
-    payReservation(em(), clock, { userId: "crash", reservationId: id }, {
-      afterDebit: async () => {
-        throw new Error("injected crash after the debit");
-      },
-    }),
-  ).rejects.toThrow("injected crash");
+  // A deferred constraint trigger fails the transaction at COMMIT, after every
+  // statement of the payment (the debit included) has run.
+  await em().execute(`create function test_fail_crash_payment() returns trigger language plpgsql as $$
+    begin if new.user_id = 'crash' then raise exception 'injected crash after the debit'; end if; return null; end $$`);
+  await em().execute(`create constraint trigger test_crash_payment after insert on payment deferrable initially deferred
+    for each row execute function test_fail_crash_payment()`);
+  try {
+    await expect(payReservation(em(), clock, { userId: "crash", reservationId: id })).rejects.toThrow("injected crash");
+  } finally {
+    await em().execute(`drop trigger test_crash_payment on payment; drop function test_fail_crash_payment()`);
+  }
   expect(await getBalance(em(), "crash")).toBe(5000);
   expect(await state(id)).toEqual(before);
   expect(before).toMatchObject({ status: "HELD", held: id, payments: 0, entries: 0 });

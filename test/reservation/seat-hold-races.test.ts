@@ -3,9 +3,11 @@
  * Real PostgreSQL, Redlock over the shared Redis node. Each test works on its
  * own show so the tests do not see each other's holds.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { DEMO_CONCERTS } from "../../src/modules/concert/demo-catalog";
-import { listAvailableDates, listAvailableSeats } from "../../src/modules/concert/concert.service";
+import { isSeatFree, listAvailableDates, listAvailableSeats } from "../../src/modules/concert/concert.service";
+import { Seat } from "../../src/modules/concert/seat.entity";
+import { Reservation } from "../../src/modules/reservation/reservation.entity";
 import { cancelHold, holdSeat, type HoldSeatInput, type HoldSeatOptions } from "../../src/modules/reservation/seat-hold.service";
 import { checkInvariants } from "../../src/modules/payment/invariants";
 import { ManualClock } from "../../src/platform/clock";
@@ -134,20 +136,53 @@ test("with the lock switched off the database alone still keeps exactly one winn
 });
 
 describe("the race the database guard closes (pretix style)", () => {
+  /**
+   * HoldSeat without its guard, written out here only to show the race: the
+   * check and the write are separate statements, and `between` runs after
+   * the check.
+   */
+  async function naiveHold(input: HoldSeatInput, between: () => Promise<void>): Promise<string> {
+    const e = s.orm.em.fork();
+    const [{ id: seatId }] = await e.execute<{ id: string }[]>(
+      `select s.id from seat s join concert_date d on d.id = s.concert_date_id where d.concert_id = ? and d.date = ? and s.seat_number = ?`,
+      [input.concertId, input.date, input.seatNumber],
+    );
+    return e.transactional(async (tx) => {
+      const now = clock.now();
+      const seat = await tx.findOneOrFail(Seat, Number(seatId), { refresh: true });
+      if (!isSeatFree(seat, now)) throw new Error("SEAT_UNAVAILABLE");
+      await between();
+      const id = randomUUID();
+      const holdExpiresAt = new Date(now.getTime() + s.config.hold.ttlMs);
+      await tx.nativeUpdate(Seat, { id: seat.id }, { heldByReservationId: id, holdExpiresAt });
+      await tx.insert(Reservation, { id, userId: input.userId, seat: seat.id, amount: seat.price, status: "HELD", holdExpiresAt, createdAt: now, confirmedAt: null, idempotencyKey: null });
+      return id;
+    });
+  }
+
+  /**
+   * No lease for anyone, and a pause until `n` callers have got this far:
+   * HoldSeat asks for the seat lease after it found the seat free and before
+   * its transaction writes, so every caller has checked before any writes.
+   */
+  const pausingNoLocks = (bothChecked: () => Promise<void>): Locks => ({
+    kind: "local",
+    tryAcquire: async () => (await bothChecked(), "unavailable"),
+  });
+
   test("without the guard (and without the lock) two holds of one seat both succeed", async () => {
     const seat = { concertId: BTS.id, date: BTS.dates[0], seatNumber: 3 };
     const bothChecked = barrier(2);
-    const options: HoldSeatOptions = { useLock: false, databaseGuard: false, hooks: { beforeWrite: bothChecked } };
-    const t = tally(await Promise.allSettled([hold({ userId: "racer-a", ...seat }, options), hold({ userId: "racer-b", ...seat }, options)]));
-    expect(t.won).toHaveLength(2); // a double booking: this is what the guard exists for
+    const results = await Promise.allSettled([naiveHold({ userId: "racer-a", ...seat }, bothChecked), naiveHold({ userId: "racer-b", ...seat }, bothChecked)]);
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(2); // a double booking: this is what the guard exists for
     expect((await liveHolds(seat.concertId, seat.date)).get(3)?.sort()).toEqual(["racer-a", "racer-b"]);
   });
 
   test("with the guard the same interleaving has exactly one winner", async () => {
     const seat = { concertId: BTS.id, date: BTS.dates[1], seatNumber: 3 };
     const bothChecked = barrier(2);
-    const options: HoldSeatOptions = { useLock: false, hooks: { beforeWrite: bothChecked } };
-    const t = tally(await Promise.allSettled([hold({ userId: "racer-a", ...seat }, options), hold({ userId: "racer-b", ...seat }, options)]));
+    const racer = (userId: string) => holdSeat(s.orm.em.fork(), pausingNoLocks(bothChecked), clock, s.config.hold, { userId, ...seat });
+    const t = tally(await Promise.allSettled([racer("racer-a"), racer("racer-b")]));
     expect(t.won).toHaveLength(1);
     expect(t.refused).toEqual({ SEAT_UNAVAILABLE: 1 });
     expect((await liveHolds(seat.concertId, seat.date)).get(3)).toHaveLength(1);
@@ -161,7 +196,18 @@ test("a holder whose lease ran out cannot overwrite the newer hold", async () =>
   let wakeUp!: () => void;
   const taken = new Promise<void>((r) => (leaseTaken = r));
   const stalled = new Promise<void>((r) => (wakeUp = r));
-  const slow = hold({ userId: "slow", ...seat }, { hooks: { afterLock: async () => (leaseTaken(), stalled) } }, tinyLease);
+  // The slow holder's lock client hands the lease over only after a stall
+  // longer than the lease: a process paused between lock and write.
+  const stallingLocks: Locks = {
+    kind: locks.kind,
+    async tryAcquire(key, ttlMs) {
+      const got = await locks.tryAcquire(key, ttlMs);
+      leaseTaken();
+      await stalled;
+      return got;
+    },
+  };
+  const slow = holdSeat(s.orm.em.fork(), stallingLocks, clock, tinyLease, { userId: "slow", ...seat });
   const slowOutcome = slow.then(
     () => "won",
     (err) => errorReason(err),

@@ -2,6 +2,7 @@
 import { ConnectError, type Code } from "@connectrpc/connect";
 import type { Config } from "../../src/config";
 import { seedDemoCatalog } from "../../src/modules/concert/demo-catalog";
+import { entities } from "../../src/entities";
 import { openDatabase, type Database } from "../../src/platform/db/database";
 import { errorReason } from "../../src/platform/errors";
 import { createLocalLocks, type Locks } from "../../src/platform/locks";
@@ -34,7 +35,7 @@ export interface SeededDatabase {
 export async function openSeededDatabase(env: Record<string, string> = {}): Promise<SeededDatabase> {
   const db = await createTestDatabase();
   const config = testConfig({ DATABASE_URL: db.url, ...env });
-  const database = await openDatabase(config.database, quietLog);
+  const database = await openDatabase(config.database, entities, quietLog);
   await seedDemoCatalog(database.orm.em.fork());
   return {
     database,
@@ -110,13 +111,16 @@ export async function rejection(p: Promise<unknown>): Promise<{ code: Code; reas
  * admission loop not started), as on the embedded default.
  */
 export function routeDeps(s: SeededDatabase, clock: Clock): ConcertRouteDeps & ReservationRouteDeps & PaymentRouteDeps {
+  const em = () => s.orm.em.fork();
+  const queue = new Queue(createMemoryQueueStore(), clock, s.config.queue, quietLog);
   return {
-    config: s.config,
     orm: s.orm,
+    em,
     clock,
     locks: createLocalLocks(() => clock.now().getTime()),
+    hold: s.config.hold,
     log: quietLog,
-    queue: new Queue(createMemoryQueueStore(), clock, s.config.queue, quietLog),
-    reservationMetrics: createReservationMetrics(new Registry(), () => s.orm.em.fork(), clock),
+    expireQueueToken: (token) => queue.expireAfterPayment(token),
+    metrics: createReservationMetrics(new Registry(), em, clock),
   };
 }

@@ -2,7 +2,7 @@
  * The on-sale page in Chromium against the real server, once over Connect and
  * once over gRPC-Web: sign in, wait in line with three people ahead and watch
  * the position fall on the WatchQueueStatus stream, pick a concert and date,
- * see a seat someone else holds as taken, hold a seat (countdown), be refused
+ * see seats someone else holds and bought as held and sold, hold a seat (countdown), be refused
  * for want of balance, charge, pay, see the confirmation; then check the
  * database agrees and that every call spoke the protocol it should.
  *
@@ -108,17 +108,28 @@ describe.each<Protocol>(["connect", "grpc-web"])("the on-sale page over %s", (pr
       await p.locator("[data-testid=booking-window]").waitFor();
       if (shots) await screenshot(p, "04-dates");
 
-      // Someone else holds seat 3 before the map opens: it shows as taken.
+      // Before the map opens someone else holds seat 3 and buys seat 4: one shows as held, the other as sold.
       const fan = createBoxofficeClient({ baseUrl: stack.api.baseUrl, protocol });
       fan.queueToken = tickets[0].token;
       expect((await fan.queue.getQueueStatus({ token: tickets[0].token })).ticket?.status).toBe(QueueStatus.ACTIVE);
       await fan.reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 3 });
+      const bought = (await fan.reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 4 })).reservation!;
+      await fan.wallet.chargeBalance({ userId: fans[0], amount: bought.amount });
+      await fan.reservations.payReservation({ reservationId: bought.reservationId });
 
       await p.locator(`.date-card[data-date="${DATE}"]`).click();
       await p.locator("[data-testid=seat-map] [data-seat='12']").waitFor();
-      expect(await seatState(p, 3)).toBe("taken");
+      expect(await seatState(p, 3)).toBe("held");
+      expect(await seatState(p, 4)).toBe("sold");
       expect(await seatState(p, 12)).toBe("free");
-      expect(await p.locator("[data-testid=free-count]").innerText()).toBe("49 of 50 seats free");
+      expect(await p.locator("[data-testid=seat-map] [data-seat='3']").isDisabled()).toBe(true);
+      expect(await p.locator("[data-testid=seat-map] [data-seat='4']").getAttribute("aria-label")).toBe("Seat 4, sold");
+      // Three looks, three legend entries: a price band, held, sold.
+      expect(await p.locator("[data-testid=legend-held]").innerText()).toBe("Held by someone");
+      expect(await p.locator("[data-testid=legend-sold]").innerText()).toBe("Sold");
+      const looks = await Promise.all([3, 4, 12].map((n) => p.locator(`[data-testid=seat-map] [data-seat='${n}']`).evaluate("(e) => getComputedStyle(e).backgroundImage + getComputedStyle(e).backgroundColor")));
+      expect(new Set(looks).size).toBe(3);
+      expect(await p.locator("[data-testid=free-count]").innerText()).toBe("48 of 50 seats free");
 
       await p.locator("[data-seat='12']").click();
       expect(await p.locator("[data-testid=price]").innerText()).toBe("₩143,000");

@@ -44,7 +44,7 @@ afterAll(async () => {
   page?.remove();
 });
 
-test("two browsers press Hold on the same seat at once: one holds it, the other sees it taken", async () => {
+test("two browsers press Hold on the same seat at once: one holds it, the other sees it held", async () => {
   const contexts = await Promise.all([chromium.context(), chromium.context()]);
   try {
     const pages: Page[] = await Promise.all(contexts.map((c) => c.newPage()));
@@ -75,7 +75,7 @@ test("two browsers press Hold on the same seat at once: one holds it, the other 
     const words = await noticeFor(loser, "SEAT_UNAVAILABLE");
     expect(words).toMatch(new RegExp(`(Someone else (just took|is taking) seat ${SEAT})|(Seat ${SEAT} has just been sold)`));
     expect(words).toContain("Please pick another seat");
-    await waitForSeat(loser, SEAT, "taken");
+    await waitForSeat(loser, SEAT, "held");
     expect(await loser.locator("[data-testid=hold]").count()).toBe(0);
     await waitForSeat(winner, SEAT, "held-by-you");
     await screenshot(loser, "08-refused-seat-taken");

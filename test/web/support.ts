@@ -158,11 +158,11 @@ export async function openSeatMap(page: Page, concertId: string, date: string): 
   await page.locator("[data-testid=seat-map] [data-seat='1']").waitFor();
 }
 
-/** The seat's state on the map: free, taken, held-by-you or yours. */
+/** The seat's state on the map: free, held (by someone else), sold, held-by-you or yours. */
 export const seatState = (page: Page, seat: number) => page.locator(`[data-testid=seat-map] [data-seat='${seat}']`).getAttribute("data-state");
 
 /** Waits until the map shows `seat` in `state`. */
-export async function waitForSeat(page: Page, seat: number, state: "free" | "taken" | "held-by-you" | "yours"): Promise<void> {
+export async function waitForSeat(page: Page, seat: number, state: "free" | "held" | "sold" | "held-by-you" | "yours"): Promise<void> {
   await page.locator(`[data-testid=seat-map] [data-seat='${seat}'][data-state='${state}']`).waitFor();
 }
 

@@ -453,11 +453,11 @@ export function createApp(root: HTMLElement, config: PageConfig) {
     await loadShow(false);
   }
 
-  /** The seat map's data: free seats (ListAvailableSeats) and the user's own holds and purchases (ListReservations). */
+  /** The seat map's data: free, held and sold seats (ListAvailableSeats) and the user's own holds and purchases (ListReservations). */
   /**
    * `background`: a refresh (a transient failure stays quiet). The user's own
    * reservations are read on the first load and after the user's own changes;
-   * refreshes only re-read the free seats.
+   * refreshes only re-read the seats.
    */
   async function loadShow(background: boolean, withReservations = !background): Promise<void> {
     const concertId = state.concertId;
@@ -472,11 +472,12 @@ export function createApp(root: HTMLElement, config: PageConfig) {
         date,
         total: state.dates?.find((d) => d.date === date)?.totalSeats || prev?.total || 50,
         free: new Map(seats.seats.map((s) => [s.seatNumber, s.price])),
+        taken: new Map(seats.takenSeats.map((s) => [s.seatNumber, s.state])),
         prices: new Map(prev?.prices),
         mine: new Map(),
         loadedAt: Date.now(),
       };
-      for (const s of seats.seats) show.prices.set(s.seatNumber, s.price);
+      for (const s of [...seats.seats, ...seats.takenSeats]) show.prices.set(s.seatNumber, s.price);
       const now = Date.now();
       for (const r of [...(state.hold ? [state.hold] : []), ...state.reservations]) {
         if (r.concertId !== concertId || r.date !== date) continue;

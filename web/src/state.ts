@@ -1,4 +1,4 @@
-import type { Concert, ConcertDate, Payment, QueueTicket, Reservation } from "@boxoffice/client";
+import type { Concert, ConcertDate, Payment, QueueTicket, Reservation, SeatState } from "@boxoffice/client";
 import type { PageConfig } from "./config.js";
 import type { Explanation } from "./reasons.js";
 
@@ -27,6 +27,8 @@ export interface Show {
   total: number;
   /** Free seats and their prices, as ListAvailableSeats last said. */
   free: Map<number, bigint>;
+  /** Seats someone holds or bought, as ListAvailableSeats last said (its `taken_seats`). */
+  taken: Map<number, SeatState>;
   /** Every price seen for a seat in this show (prices never change; taken seats keep theirs). */
   prices: Map<number, bigint>;
   /** The user's own live holds and purchases in this show, by seat. */

@@ -79,6 +79,38 @@ export async function findConcertDate(em: EntityManager, concertId: string, date
   return show;
 }
 
+export type SeatStateName = "FREE" | "HELD" | "SOLD";
+
+/** Sold is for good; a hold counts only until it ends (see isSeatFree). */
+export function seatState(seat: Pick<Seat, "soldReservationId" | "holdExpiresAt">, now: Date): SeatStateName {
+  if (seat.soldReservationId != null) return "SOLD";
+  return isSeatFree(seat, now) ? "FREE" : "HELD";
+}
+
+export interface ShowSeat {
+  seatNumber: number;
+  price: number;
+  state: SeatStateName;
+}
+
+/**
+ * Every seat of one show by number, each with its state, or NOT_FOUND. One
+ * query reads them all, so free and taken seats add up to the show as it
+ * stood at one moment; the show is looked up apart only when no seat matched.
+ */
+export async function listShowSeats(em: EntityManager, clock: Clock, concertId: string, date: string): Promise<ShowSeat[]> {
+  const now = clock.now();
+  const seats = isCalendarDate(date)
+    ? await em.find(
+        Seat,
+        { concertDate: { concert: concertId, date } },
+        { orderBy: { seatNumber: "asc" }, fields: ["seatNumber", "price", "soldReservationId", "holdExpiresAt"] },
+      )
+    : [];
+  if (seats.length === 0) await findConcertDate(em, concertId, date);
+  return seats.map((s) => ({ seatNumber: s.seatNumber, price: s.price, state: seatState(s, now) }));
+}
+
 export interface AvailableSeat {
   seatNumber: number;
   price: number;
@@ -86,11 +118,6 @@ export interface AvailableSeat {
 
 /** Free seats of one show by number. */
 export async function listAvailableSeats(em: EntityManager, clock: Clock, concertId: string, date: string): Promise<AvailableSeat[]> {
-  const show = await findConcertDate(em, concertId, date);
-  const seats = await em.find(
-    Seat,
-    { $and: [{ concertDate: show.id }, freeSeatFilter(clock.now())] },
-    { orderBy: { seatNumber: "asc" }, fields: ["seatNumber", "price"] },
-  );
-  return seats.map((s) => ({ seatNumber: s.seatNumber, price: s.price }));
+  const seats = await listShowSeats(em, clock, concertId, date);
+  return seats.filter((s) => s.state === "FREE").map(({ seatNumber, price }) => ({ seatNumber, price }));
 }

@@ -1,16 +1,19 @@
 import { defineEntity, p, type InferEntity } from "@mikro-orm/core";
+import { failedPrecondition } from "../../platform/errors.js";
+import { Reason } from "../../platform/reasons.js";
 import { ConcertDate } from "./concert-date.entity.js";
 
 /**
  * A seat of one show, with its price in whole won, and the seat's current
  * hold and sale. The row is the single source of truth for who may have the
- * seat: a hold or a sale is won by one conditional UPDATE of this row.
+ * seat: a hold is won by one conditional UPDATE of this row, a sale by
+ * `sell()` on the row locked for update.
  *
  * The reservation ids are plain uuids, not foreign keys: the catalog module
  * does not know the reservation module (imports point one way), and the
  * hold writes the seat and inserts its reservation in one transaction.
  */
-export const Seat = defineEntity({
+const SeatSchema = defineEntity({
   name: "Seat",
   tableName: "seat",
   uniques: [
@@ -37,8 +40,37 @@ export const Seat = defineEntity({
     holdExpiresAt: p.datetime().columnType("timestamptz").nullable(),
     /** Set once, by payment: the seat is sold for good. */
     soldReservationId: p.uuid().nullable(),
-    /** Bumped by every hold, cancel, expiry and sale. */
+    /**
+     * Bumped by every hold, cancel, expiry and sale. A change flushed through
+     * the unit of work matches only the version it read, so a writer that read
+     * the seat without a lock cannot overwrite a newer hold (OptimisticLockError).
+     */
     version: p.integer().version(),
   },
 });
-export type Seat = InferEntity<typeof Seat>;
+
+export interface Seat extends InferEntity<typeof SeatSchema> {}
+export class Seat {
+  /**
+   * The sale, and the fencing check of payment: the seat must still be held
+   * by this very reservation, unexpired at `now`, and unsold. Call it on the
+   * row locked for update, so no hold or sweep slips in before the flush.
+   */
+  sell(reservation: { id: string }, now: Date): void {
+    const heldByIt = this.heldByReservationId === reservation.id && this.holdExpiresAt != null && this.holdExpiresAt.getTime() > now.getTime();
+    if (!heldByIt || this.soldReservationId != null) {
+      throw failedPrecondition(Reason.HOLD_EXPIRED, "the hold has expired; hold the seat again");
+    }
+    this.soldReservationId = reservation.id;
+    this.heldByReservationId = null;
+    this.holdExpiresAt = null;
+  }
+
+  /** Drops the hold of `reservation`, if it is still the one on this seat. */
+  releaseHold(reservation: { id: string }): void {
+    if (this.heldByReservationId !== reservation.id) return;
+    this.heldByReservationId = null;
+    this.holdExpiresAt = null;
+  }
+}
+SeatSchema.setClass(Seat);

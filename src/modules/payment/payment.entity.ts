@@ -1,8 +1,9 @@
+import { randomUUID } from "node:crypto";
 import { defineEntity, p, type InferEntity } from "@mikro-orm/core";
 import { Reservation } from "../reservation/reservation.entity.js";
 
 /** The sale of one held seat: exactly the reservation's amount, debited once. */
-export const Payment = defineEntity({
+const PaymentSchema = defineEntity({
   name: "Payment",
   tableName: "payment",
   uniques: [{ name: "payment_user_id_idempotency_key_unique", properties: ["userId", "idempotencyKey"] }],
@@ -16,4 +17,18 @@ export const Payment = defineEntity({
     createdAt: p.datetime().columnType("timestamptz"),
   },
 });
-export type Payment = InferEntity<typeof Payment>;
+
+export interface Payment extends InferEntity<typeof PaymentSchema> {}
+export class Payment {
+  /** The payment of a reservation just confirmed: its holder pays its amount. Loaded rows skip the constructor. */
+  constructor(reservation?: Reservation, now?: Date, idempotencyKey?: string) {
+    if (!reservation || !now) return;
+    this.id = randomUUID();
+    this.reservation = reservation;
+    this.userId = reservation.userId;
+    this.amount = reservation.amount;
+    this.idempotencyKey = idempotencyKey ?? null;
+    this.createdAt = now;
+  }
+}
+PaymentSchema.setClass(Payment);

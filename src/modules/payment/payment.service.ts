@@ -1,11 +1,12 @@
-import { randomUUID } from "node:crypto";
-import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import { LoadStrategy, LockMode, UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Clock } from "../../platform/clock.js";
 import { errorReason, failedPrecondition, notFound } from "../../platform/errors.js";
 import { Reason } from "../../platform/reasons.js";
-import { getReservation, type ReservationView } from "../reservation/reservation.service.js";
-import { debitWithEntry } from "../wallet/wallet.service.js";
+import { Reservation } from "../reservation/reservation.entity.js";
+import { getReservation, viewOf, type ReservationView } from "../reservation/reservation.service.js";
+import { lockWallet } from "../wallet/wallet.service.js";
+import { Payment } from "./payment.entity.js";
 
 export interface PaymentView {
   id: string;
@@ -21,39 +22,26 @@ export interface PayResult {
   balance: number;
 }
 
-export interface PayOptions {
-  /** Test hook: runs after the debit, inside the transaction (to prove a late failure undoes everything). */
-  afterDebit?: () => Promise<void>;
-}
-
-interface LockedReservation {
-  id: string;
-  user_id: string;
-  seat_id: string;
-  amount: string;
-  status: string;
-  /** The hold is unexpired at this transaction's `now`. */
-  live: boolean;
-  /** Raw timestamptz text (the ORM's type parsers keep it a string). */
-  hold_expires_at: string;
-  created_at: string;
-  seat_number: number;
-  concert_id: string;
-  /** "YYYY-MM-DD" */
-  date: string;
-}
-
 /**
- * Pays the caller's hold as one unit of work: lock the reservation and its
- * seat, check owner, HELD and unexpired at this moment, debit exactly the
- * reservation's amount (guarded against a negative balance), record the
- * payment and its ledger entry, sell the seat, confirm the reservation. Any
- * failure rolls all of it back. A retry with the same idempotency key gets the
- * first result and no second debit, also when the two race (the unique keys
- * on payment let exactly one commit). Charges and payments share the
- * ledger's (user, key) space: a key this user gave a charge, or a payment of
- * another reservation, is IDEMPOTENCY_KEY_REUSED — final, never ABORTED,
- * since no retry could ever succeed with it.
+ * Pays the caller's hold as one unit of work: load and lock the reservation
+ * with its seat, then the wallet; the entities' own methods check owner, HELD
+ * and unexpired at this moment (`confirm`), that the seat is still held by
+ * this reservation (`sell`, the fencing check) and that the balance covers
+ * exactly the reservation's amount (`debit`, which makes the ledger line);
+ * then the payment is recorded and one flush writes it all. Any failure rolls
+ * all of it back. A retry with the same idempotency key gets the first result
+ * and no second debit, also when the two race (the unique keys on payment and
+ * ledger let exactly one commit). Charges and payments share the ledger's
+ * (user, key) space: a key this user gave a charge, or a payment of another
+ * reservation, is IDEMPOTENCY_KEY_REUSED — final, never ABORTED, since no
+ * retry could ever succeed with it.
+ *
+ * Lock order: reservation, then its seat, then the wallet — the first two
+ * in one statement, which PostgreSQL locks in that order. Every other writer
+ * takes a subset in the same order, so no cycle can form: CancelHold and the
+ * sweeper take a reservation before its seat, HoldSeat takes one seat (then
+ * only an advisory lock of its user and a new row), ChargeBalance only the
+ * wallet; and nothing that holds a wallet waits for a seat or reservation.
  *
  * Another user's reservation is NOT_FOUND, never PERMISSION_DENIED: ids must
  * not reveal that someone else holds a seat.
@@ -62,7 +50,6 @@ export async function payReservation(
   em: EntityManager,
   clock: Clock,
   input: { userId: string; reservationId: string; idempotencyKey?: string },
-  options: PayOptions = {},
 ): Promise<PayResult> {
   const key = input.idempotencyKey || undefined;
   if (key) {
@@ -70,63 +57,25 @@ export async function payReservation(
     if (earlier) return earlier;
   }
   try {
-    const paid = await em.transactional(async (tx) => {
+    return await em.transactional(async (tx) => {
       const now = clock.now();
-      // Also reads what the answer shows of the reservation (seat, show), so
-      // nothing is read again after commit. Only the reservation row is locked.
-      const [r] = await tx.execute<LockedReservation[]>(
-        `select r.id, r.user_id, r.seat_id, r.amount, r.status, r.hold_expires_at > ? as live, r.hold_expires_at, r.created_at,
-                s.seat_number, d.concert_id, d.date
-         from reservation r join seat s on s.id = r.seat_id join concert_date d on d.id = s.concert_date_id
-         where r.id = ? for update of r`,
-        [now, input.reservationId],
-      );
-      if (!r || r.user_id !== input.userId) throw notFound(Reason.RESERVATION_NOT_FOUND, `no reservation ${input.reservationId}`);
-      if (r.status === "CONFIRMED") throw failedPrecondition(Reason.ALREADY_PAID, "this reservation is already paid");
-      if (r.status !== "HELD") throw failedPrecondition(Reason.RESERVATION_NOT_HELD, `the reservation is ${r.status.toLowerCase()}`);
-      if (!r.live) throw holdExpired();
-      const amount = Number(r.amount);
-
-      // The fencing check: the seat must still be held by this very reservation, unexpired.
-      const sold = await tx.execute<{ id: string }[]>(
-        `update seat set sold_reservation_id = ?, held_by_reservation_id = null, hold_expires_at = null, version = version + 1
-         where id = ? and held_by_reservation_id = ? and hold_expires_at > ? and sold_reservation_id is null returning id`,
-        [r.id, r.seat_id, r.id, now],
-      );
-      if (sold.length !== 1) throw holdExpired();
-
-      const balance = await debitWithEntry(tx, now, { userId: input.userId, amount, idempotencyKey: key, reservationId: r.id });
-      await options.afterDebit?.();
-      // Confirm the reservation and record the payment in one statement: the
-      // insert takes its row from the update, so no payment without the confirmation.
-      const paymentId = randomUUID();
-      const recorded = await tx.execute<{ id: string }[]>(
-        `with confirmed as (
-           update reservation set status = 'CONFIRMED', confirmed_at = ?, version = version + 1
-           where id = ? and status = 'HELD' returning id
-         )
-         insert into payment (id, reservation_id, user_id, amount, idempotency_key, created_at)
-         select ?, id, ?, ?, ?, ? from confirmed
-         returning id`,
-        [now, r.id, paymentId, input.userId, amount, key ?? null, now],
-      );
-      if (recorded.length !== 1) throw holdExpired();
-      const platform = tx.getPlatform();
-      const reservation: ReservationView = {
-        id: r.id,
-        userId: r.user_id,
-        concertId: r.concert_id,
-        date: r.date,
-        seatNumber: r.seat_number,
-        amount,
-        status: "CONFIRMED",
-        holdExpiresAt: platform.parseDate(r.hold_expires_at),
-        createdAt: platform.parseDate(r.created_at),
-        confirmedAt: now,
+      const reservation = await lockReservation(tx, input.reservationId);
+      if (!reservation || reservation.userId !== input.userId) {
+        throw notFound(Reason.RESERVATION_NOT_FOUND, `no reservation ${input.reservationId}`);
+      }
+      reservation.confirm(now);
+      reservation.seat.sell(reservation, now);
+      const wallet = await lockWallet(tx, input.userId, now);
+      if (!wallet) throw insufficientBalance(0, reservation.amount);
+      const entry = wallet.debit(reservation.amount, now, { reservationId: reservation.id, idempotencyKey: key });
+      const payment = new Payment(reservation, now, key);
+      tx.persist([entry, payment]);
+      return {
+        reservation: viewOf(reservation, now),
+        payment: { id: payment.id, reservationId: reservation.id, amount: payment.amount, paidAt: now },
+        balance: wallet.balance,
       };
-      return { reservation, payment: { id: paymentId, reservationId: r.id, amount, paidAt: now }, balance };
     });
-    return paid;
   } catch (err) {
     // A racing call with the same key committed first (we either hit its unique
     // key or found the reservation already paid): answer with its result, or
@@ -139,8 +88,28 @@ export async function payReservation(
   }
 }
 
-function holdExpired() {
-  return failedPrecondition(Reason.HOLD_EXPIRED, "the hold has expired; hold the seat again");
+/**
+ * The reservation with its seat and show, reservation and seat locked for
+ * update in one statement (the show is only read: it is in the answer).
+ * PostgreSQL locks the rows of one statement in the order of its FROM list,
+ * so the reservation is taken before the seat, as everywhere else.
+ */
+async function lockReservation(tx: EntityManager, id: string): Promise<Reservation | null> {
+  return tx.findOne(Reservation, { id }, {
+    populate: ["seat.concertDate"],
+    strategy: LoadStrategy.JOINED,
+    lockMode: LockMode.PESSIMISTIC_WRITE,
+    lockTableAliases: [RESERVATION_ALIAS, SEAT_ALIAS],
+  });
+}
+
+/** The aliases MikroORM gives the root and the first joined table of a joined load. */
+const RESERVATION_ALIAS = "r0";
+const SEAT_ALIAS = "s1";
+
+/** A user without a wallet has nothing to pay with: the same refusal as an empty one. */
+function insufficientBalance(balance: number, required: number) {
+  return failedPrecondition(Reason.INSUFFICIENT_BALANCE, "the balance does not cover the amount", { balance: String(balance), required: String(required) });
 }
 
 interface KeyUse {

@@ -1,4 +1,6 @@
 import { defineEntity, p, type InferEntity } from "@mikro-orm/core";
+import { failedPrecondition } from "../../platform/errors.js";
+import { Reason } from "../../platform/reasons.js";
 import { Seat } from "../concert/seat.entity.js";
 
 export const RESERVATION_STATUSES = ["HELD", "CONFIRMED", "CANCELLED", "EXPIRED"] as const;
@@ -9,7 +11,7 @@ export type ReservationStatus = (typeof RESERVATION_STATUSES)[number];
  * only a claim: it counts while `holdExpiresAt` is in the future, and the
  * seat row (held_by_reservation_id) decides who really has the seat.
  */
-export const Reservation = defineEntity({
+const ReservationSchema = defineEntity({
   name: "Reservation",
   tableName: "reservation",
   indexes: [
@@ -54,7 +56,45 @@ export const Reservation = defineEntity({
     confirmedAt: p.datetime().columnType("timestamptz").nullable(),
     /** The HoldSeat idempotency key that made this hold, if the client sent one. */
     idempotencyKey: p.string().length(128).nullable(),
+    /**
+     * Bumped by every change. A change flushed through the unit of work
+     * matches only the version it read, so a writer that read the row without
+     * a lock (CancelHold) loses to one that changed it since with
+     * OptimisticLockError instead of overwriting it.
+     */
     version: p.integer().version(),
   },
 });
-export type Reservation = InferEntity<typeof Reservation>;
+
+export interface Reservation extends InferEntity<typeof ReservationSchema> {}
+export class Reservation {
+  /** The hold is unexpired at `now`. */
+  isLiveAt(now: Date): boolean {
+    return this.holdExpiresAt.getTime() > now.getTime();
+  }
+
+  /**
+   * Payment's rules for the reservation: HELD and unexpired at `now`. The seat
+   * decides separately (`Seat.sell`) whether this hold still has it.
+   */
+  confirm(now: Date): void {
+    if (this.status === "CONFIRMED") throw failedPrecondition(Reason.ALREADY_PAID, "this reservation is already paid");
+    if (this.status !== "HELD") throw failedPrecondition(Reason.RESERVATION_NOT_HELD, `the reservation is ${this.status.toLowerCase()}`);
+    if (!this.isLiveAt(now)) throw failedPrecondition(Reason.HOLD_EXPIRED, "the hold has expired; hold the seat again");
+    this.status = "CONFIRMED";
+    this.confirmedAt = now;
+  }
+
+  /** The holder gives a live hold back; a lapsed, paid or cancelled one cannot be. */
+  cancel(now: Date): void {
+    const reservation_id = this.id;
+    if (this.status === "EXPIRED" || (this.status === "HELD" && !this.isLiveAt(now))) {
+      throw failedPrecondition(Reason.HOLD_EXPIRED, "the hold has expired", { reservation_id });
+    }
+    if (this.status !== "HELD") {
+      throw failedPrecondition(Reason.RESERVATION_NOT_HELD, `the reservation is ${this.status}, not held`, { reservation_id, status: this.status });
+    }
+    this.status = "CANCELLED";
+  }
+}
+ReservationSchema.setClass(Reservation);

@@ -1,17 +1,17 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
-import { raw, UniqueConstraintViolationException } from "@mikro-orm/core";
+import { LoadStrategy, raw, UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Config } from "../../config.js";
 import type { Clock } from "../../platform/clock.js";
 import { domainError, errorReason, failedPrecondition, notFound } from "../../platform/errors.js";
 import type { Lease, Locks } from "../../platform/locks.js";
 import { Reason } from "../../platform/reasons.js";
-import { findConcertDate, freeSeatFilter, isCalendarDate, isSeatFree } from "../concert/concert.service.js";
+import { findConcertDate, freeSeatFilter, isCalendarDate } from "../concert/concert.service.js";
 import { Seat } from "../concert/seat.entity.js";
 import { Reservation } from "./reservation.entity.js";
-import { getReservation, statusAt, viewOf, type ReservationView } from "./reservation.service.js";
+import { getReservation, viewOf, type ReservationView } from "./reservation.service.js";
 
 /** First key of the two-key advisory locks that serialise one user's holds. ("Hold" in ASCII.) */
 const USER_HOLDS_LOCK_SPACE = 0x486f6c64;
@@ -35,11 +35,6 @@ export interface HoldSeatOptions {
    */
   useLock?: boolean;
   /**
-   * false — TESTS ONLY: replace the conditional update with a naive
-   * read-check-then-write, to show the race the guard prevents.
-   */
-  databaseGuard?: boolean;
-  /**
    * What to do when the lock service cannot answer (Redis down, no quorum).
    * "database" (default): go on with the database guard alone — correctness
    * never rested on the lock, and the queue already bounds how many users can
@@ -47,13 +42,6 @@ export interface HoldSeatOptions {
    * "refuse": answer UNAVAILABLE (LOCK_UNAVAILABLE) at once.
    */
   onLockUnavailable?: "database" | "refuse";
-  /** TESTS ONLY: pauses to force interleavings. */
-  hooks?: {
-    /** After the lock is granted, before the transaction (e.g. outlive the lease). */
-    afterLock?: () => Promise<void>;
-    /** Inside the transaction, right before the seat is written. */
-    beforeWrite?: () => Promise<void>;
-  };
 }
 
 interface SeatToHold {
@@ -181,7 +169,7 @@ export async function holdSeat(
   input: HoldSeatInput,
   options: HoldSeatOptions = {},
 ): Promise<HoldSeatResult> {
-  const { useLock = true, databaseGuard = true } = options;
+  const { useLock = true } = options;
   const key = input.idempotencyKey || undefined;
   const earlier = (reservation: ReservationView): HoldSeatResult => ({ reservation, lock: "skipped", existing: true });
   if (key) {
@@ -190,7 +178,7 @@ export async function holdSeat(
   }
   const seat = await findSeat(em, input, clock.now());
   if (seat.ownHoldId) return earlier(await getReservation(em, clock, seat.ownHoldId));
-  if (databaseGuard && !seat.free) throw seatUnavailable(input, seat.sold ? "sold" : "held");
+  if (!seat.free) throw seatUnavailable(input, seat.sold ? "sold" : "held");
   if (!key) return claimSeat(em, locks, clock, hold, input, seat, options);
 
   const { lease: keyLease, waited } = useLock ? await leaseKey(locks, `hold-key:${input.userId}:${key}`, hold.lockTtlMs) : { waited: false };
@@ -224,7 +212,7 @@ async function claimSeat(
   options: HoldSeatOptions,
   key?: string,
 ): Promise<HoldSeatResult> {
-  const { useLock = true, databaseGuard = true, onLockUnavailable = "database", hooks = {} } = options;
+  const { useLock = true, onLockUnavailable = "database" } = options;
   let lease: Lease | undefined;
   let lock: LockOutcome = "skipped";
   if (useLock) {
@@ -249,24 +237,18 @@ async function claimSeat(
     }
   }
   try {
-    await hooks.afterLock?.();
     const reservation = await em.transactional(async (tx) => {
       const now = clock.now();
       const id = randomUUID();
       const holdExpiresAt = new Date(now.getTime() + hold.ttlMs);
-      const claim = { heldByReservationId: id, holdExpiresAt, version: raw("version + 1") };
-      if (databaseGuard) {
-        await hooks.beforeWrite?.();
-        const won = await tx.nativeUpdate(Seat, { $and: [{ id: seat.id }, freeSeatFilter(now)] }, claim);
-        if (won !== 1) throw seatUnavailable(input, "held");
-      } else {
-        // The race, kept for the test that proves the guard is needed: the
-        // check and the write are separate statements.
-        const current = await tx.findOneOrFail(Seat, seat.id, { refresh: true });
-        if (!isSeatFree(current, now)) throw seatUnavailable(input, "held");
-        await hooks.beforeWrite?.();
-        await tx.nativeUpdate(Seat, { id: seat.id }, claim);
-      }
+      // The fencing check, deliberately one guarded statement rather than a
+      // load and a flush: it matches only while the seat is unsold and free
+      // at `now`, so of any number of claimants exactly one row update wins
+      // and a holder whose lease ran out writes nothing. Columns come from
+      // the entity's metadata.
+      const claim = { heldByReservationId: id, holdExpiresAt, version: raw(`${seatVersionColumn(tx)} + 1`) };
+      const won = await tx.nativeUpdate(Seat, { $and: [{ id: seat.id }, freeSeatFilter(now)] }, claim);
+      if (won !== 1) throw seatUnavailable(input, "held");
 
       // The per-user limit, race-safe: one user's concurrent holds queue on
       // this transaction-scoped advisory lock, so no two of them count before
@@ -316,32 +298,34 @@ async function claimSeat(
  * Releases a user's own live hold and frees the seat at once. Someone else's
  * reservation is NOT_FOUND (its existence is not theirs to learn); a hold
  * that ran out is HOLD_EXPIRED; a cancelled or confirmed one is
- * RESERVATION_NOT_HELD. Rows are locked reservation first, then seat — the
- * order payment uses too.
+ * RESERVATION_NOT_HELD.
+ *
+ * The rows are read without a lock and written through the unit of work,
+ * whose versioned UPDATEs match only the versions read: a payment, sweep or
+ * second cancel that changed the reservation (or a new hold that took the
+ * seat) in between makes this one fail with OptimisticLockError, answered
+ * ABORTED/CONCURRENT_UPDATE, instead of being overwritten; the retry then
+ * sees the new state. The reservation is flushed before the seat, so rows are
+ * taken reservation first, then seat — the order payment and the sweeper use
+ * (one flush would write the seat first: the ORM orders writes by foreign key).
  */
 export async function cancelHold(em: EntityManager, clock: Clock, userId: string, reservationId: string): Promise<ReservationView> {
-  await em.transactional(async (tx) => {
+  return em.transactional(async (tx) => {
     const now = clock.now();
-    const cancelled = await tx.nativeUpdate(
-      Reservation,
-      { id: reservationId, userId, status: "HELD", holdExpiresAt: { $gt: now } },
-      { status: "CANCELLED", version: raw("version + 1") },
-    );
-    if (cancelled !== 1) {
-      const r = await tx.findOne(Reservation, { id: reservationId });
-      if (!r || r.userId !== userId) throw notFound(Reason.RESERVATION_NOT_FOUND, `no reservation ${reservationId}`, { reservation_id: reservationId });
-      const status = statusAt(r, now);
-      if (status === "EXPIRED") throw failedPrecondition(Reason.HOLD_EXPIRED, "the hold has expired", { reservation_id: reservationId });
-      throw failedPrecondition(Reason.RESERVATION_NOT_HELD, `the reservation is ${status}, not held`, { reservation_id: reservationId, status });
-    }
-    await tx.nativeUpdate(
-      Seat,
-      { heldByReservationId: reservationId },
-      { heldByReservationId: null, holdExpiresAt: null, version: raw("version + 1") },
-    );
+    const r = await tx.findOne(Reservation, { id: reservationId }, { populate: ["seat.concertDate"], strategy: LoadStrategy.JOINED });
+    if (!r || r.userId !== userId) throw notFound(Reason.RESERVATION_NOT_FOUND, `no reservation ${reservationId}`, { reservation_id: reservationId });
+    r.cancel(now);
+    await tx.flush();
+    r.seat.releaseHold(r);
+    await tx.flush();
+    return viewOf(r, now);
   });
-  const r = await em.findOneOrFail(Reservation, { id: reservationId }, { populate: ["seat.concertDate"], refresh: true });
-  return viewOf(r, clock.now());
+}
+
+/** The seat table's version column, as the entity maps it. */
+function seatVersionColumn(em: EntityManager): string {
+  const meta = em.getMetadata().get(Seat.name);
+  return em.getPlatform().quoteIdentifier(meta.properties[meta.versionProperty!].fieldNames[0]);
 }
 
 export interface SweepResult {

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { defineEntity, p, type InferEntity } from "@mikro-orm/core";
 import { Wallet } from "./wallet.entity.js";
 
@@ -5,7 +6,7 @@ export const WALLET_ENTRY_KINDS = ["CHARGE", "PAYMENT"] as const;
 export type WalletEntryKind = (typeof WALLET_ENTRY_KINDS)[number];
 
 /** One change of a balance. Append-only. */
-export const WalletEntry = defineEntity({
+const WalletEntrySchema = defineEntity({
   name: "WalletEntry",
   tableName: "wallet_entry",
   indexes: [{ name: "wallet_entry_user_id_seq_index", properties: ["wallet", "seq"] }],
@@ -28,4 +29,15 @@ export const WalletEntry = defineEntity({
     createdAt: p.datetime().columnType("timestamptz"),
   },
 });
-export type WalletEntry = InferEntity<typeof WalletEntry>;
+
+export interface WalletEntry extends InferEntity<typeof WalletEntrySchema> {}
+export class WalletEntry {
+  /**
+   * A new ledger line; the wallet's own methods make them. Rows loaded from
+   * the database skip the constructor (the ORM hydrates a bare prototype).
+   */
+  constructor(line?: Omit<WalletEntry, "id" | "seq">) {
+    if (line) Object.assign(this, { id: randomUUID(), ...line });
+  }
+}
+WalletEntrySchema.setClass(WalletEntry);

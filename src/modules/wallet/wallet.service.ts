@@ -1,5 +1,4 @@
-import { randomUUID } from "node:crypto";
-import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import { LockMode, UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Clock } from "../../platform/clock.js";
 import { failedPrecondition, invalidArgument } from "../../platform/errors.js";
@@ -55,23 +54,12 @@ export async function chargeBalance(
   try {
     return await em.transactional(async (tx) => {
       const now = clock.now();
-      await tx.execute(`insert into wallet (user_id, balance, version, created_at, updated_at) values (?, 0, 1, ?, ?) on conflict (user_id) do nothing`, [
-        input.userId,
-        now,
-        now,
-      ]);
-      // The row lock taken here orders concurrent changes of this wallet; the
-      // bound keeps the balance under BALANCE_MAX whatever is sent.
-      const [row] = await tx.execute<{ balance: string }[]>(
-        `update wallet set balance = balance + ?, version = version + 1, updated_at = ?
-         where user_id = ? and balance <= ? returning balance`,
-        [amount, now, input.userId, limits.balanceMax - amount],
-      );
-      if (!row) {
-        throw failedPrecondition(Reason.BALANCE_LIMIT_EXCEEDED, `a balance may not exceed ${limits.balanceMax} won`, { max: String(limits.balanceMax) });
-      }
-      const entry = await appendEntry(tx, now, { userId: input.userId, kind: "CHARGE", amount, balanceAfter: Number(row.balance), idempotencyKey: key });
-      return { balance: entry.balanceAfter, entry };
+      // The row lock orders concurrent changes of this wallet (charges and
+      // payments alike), so every charge adds up instead of failing on the version.
+      const wallet = await lockWallet(tx, input.userId, now, { create: true });
+      const entry = wallet!.credit(amount, limits.balanceMax, now, key);
+      tx.persist(entry);
+      return { balance: wallet!.balance, entry: view(entry) };
     });
   } catch (err) {
     // A concurrent retry with the same key committed first: answer with its result.
@@ -83,52 +71,17 @@ export async function chargeBalance(
   }
 }
 
-/** Writes one ledger line inside the caller's transaction. */
-export async function appendEntry(
-  tx: EntityManager,
-  now: Date,
-  e: { userId: string; kind: WalletEntryKind; amount: number; balanceAfter: number; idempotencyKey?: string; reservationId?: string },
-): Promise<EntryView> {
-  const id = randomUUID();
-  await tx.execute(
-    `insert into wallet_entry (id, user_id, kind, amount, balance_after, idempotency_key, reservation_id, created_at)
-     values (?, ?, ?, ?, ?, ?, ?, ?)`,
-    [id, e.userId, e.kind, e.amount, e.balanceAfter, e.idempotencyKey ?? null, e.reservationId ?? null, now],
-  );
-  return { id, kind: e.kind, amount: e.amount, balanceAfter: e.balanceAfter, idempotencyKey: e.idempotencyKey, reservationId: e.reservationId, createdAt: now };
-}
-
 /**
- * Takes `amount` from the wallet and writes its PAYMENT ledger line, inside
- * the caller's transaction and in one statement (the ledger insert reads the
- * new balance from the update), or refuses with INSUFFICIENT_BALANCE. The
- * guard is in the UPDATE itself, so two concurrent debits can never both pass
- * on the same money. Returns the balance after the debit.
+ * The user's wallet locked for update inside the caller's transaction, or
+ * undefined when the user has none. With `create`, a missing wallet is made
+ * first: the insert skips a row a concurrent first charge made, so both
+ * charges then queue on the same row lock instead of one failing.
  */
-export async function debitWithEntry(
-  tx: EntityManager,
-  now: Date,
-  e: { userId: string; amount: number; idempotencyKey?: string; reservationId: string },
-): Promise<number> {
-  const [row] = await tx.execute<{ balance_after: string }[]>(
-    `with debited as (
-       update wallet set balance = balance - ?, version = version + 1, updated_at = ?
-       where user_id = ? and balance >= ? returning user_id, balance
-     )
-     insert into wallet_entry (id, user_id, kind, amount, balance_after, idempotency_key, reservation_id, created_at)
-     select ?, user_id, 'PAYMENT', ?, balance, ?, ?, ? from debited
-     returning balance_after`,
-    [e.amount, now, e.userId, e.amount, randomUUID(), -e.amount, e.idempotencyKey ?? null, e.reservationId, now],
-  );
-  if (!row) {
-    const balance = await getBalance(tx, e.userId);
-        // The figures go in the metadata for the client, not in the message: messages reach the logs.
-    throw failedPrecondition(Reason.INSUFFICIENT_BALANCE, "the balance does not cover the amount", {
-      balance: String(balance),
-      required: String(e.amount),
-    });
-  }
-  return Number(row.balance_after);
+export async function lockWallet(tx: EntityManager, userId: string, now: Date, options: { create?: boolean } = {}): Promise<Wallet | undefined> {
+  const found = await tx.findOne(Wallet, { userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  if (found || !options.create) return found ?? undefined;
+  await tx.createQueryBuilder(Wallet).insert({ userId, balance: 0, version: 1, createdAt: now, updatedAt: now }).onConflict("userId").ignore().execute();
+  return tx.findOneOrFail(Wallet, { userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
 }
 
 async function findByKey(em: EntityManager, userId: string, key: string) {

@@ -2,13 +2,15 @@ import { DefaultLogger, MikroORM, type LogContext, type LoggerNamespace, type Op
 import { Migrator } from "@mikro-orm/migrations";
 import type { Config, DatabaseTimeouts } from "../../config.js";
 import type { Logger } from "../logger.js";
-import { entities } from "./entities.js";
 import { migrationsList } from "./migrations/index.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./embedded-postgres.js";
 import { createDeadlineSubscriber } from "./deadline.js";
 import { createPoolHooks, type PoolHooksOptions } from "./pool-hooks.js";
 
 export type { MikroORM };
+
+/** The entities the ORM maps: each module lists its own, the composition root collects them. */
+export type EntityList = NonNullable<Options["entities"]>;
 
 export interface Database {
   orm: MikroORM;
@@ -34,7 +36,7 @@ class NoQueryLogger extends DefaultLogger {
  * `pool`: what the driver reports goes to `pool.log` (not to stdout past the
  * JSON log), and every new connection gets `pool.timeouts`.
  */
-export function ormOptions(connection: Partial<Options>, poolMax: number, pool?: PoolHooksOptions): Options {
+export function ormOptions(entities: EntityList, connection: Partial<Options>, poolMax: number, pool?: PoolHooksOptions): Options {
   const hooks = pool && createPoolHooks(pool);
   return {
     ...connection,
@@ -54,11 +56,6 @@ export function ormOptions(connection: Partial<Options>, poolMax: number, pool?:
   };
 }
 
-/**
- * Connects to `database.url`, or starts the embedded PGlite when none is set,
- * and applies pending migrations. The schema is never synchronised from the
- * entities at run time: migrations are the only writer of DDL.
- */
 export interface OpenOptions {
   /** Apply pending migrations before returning (default). The migrate command turns it off to report them itself. */
   migrate?: boolean;
@@ -67,18 +64,28 @@ export interface OpenOptions {
 /** What openDatabase needs; without `timeouts` the server's own settings apply. */
 export type DatabaseSettings = Omit<Config["database"], "timeouts"> & { timeouts?: DatabaseTimeouts };
 
-export async function openDatabase(database: DatabaseSettings, log: Logger, { migrate = true }: OpenOptions = {}): Promise<Database> {
+/**
+ * Connects to `database.url`, or starts the embedded PGlite when none is set,
+ * and applies pending migrations. The schema is never synchronised from the
+ * entities at run time: migrations are the only writer of DDL.
+ */
+export async function openDatabase(
+  database: DatabaseSettings,
+  entities: EntityList,
+  log: Logger,
+  { migrate = true }: OpenOptions = {},
+): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let options: Options;
   if (database.url) {
-    options = ormOptions({ clientUrl: database.url }, database.poolMax, { log, timeouts: database.timeouts });
+    options = ormOptions(entities, { clientUrl: database.url }, database.poolMax, { log, timeouts: database.timeouts });
   } else {
     embedded = await startEmbeddedPostgres(database.pgliteDataDir);
     log.info({ dataDir: database.pgliteDataDir }, "started embedded PostgreSQL (PGlite)");
     // No timeouts: PGlite runs no timers (they would never fire), and with
     // idle_in_transaction_session_timeout set its one session stops answering
     // after the first transaction that waits.
-    options = ormOptions({ host: embedded.socketDir, port: embedded.port, dbName: "postgres", user: "postgres" }, 1, { log });
+    options = ormOptions(entities, { host: embedded.socketDir, port: embedded.port, dbName: "postgres", user: "postgres" }, 1, { log });
   }
   let orm: MikroORM;
   try {

@@ -1,4 +1,4 @@
-import { ReservationStatus, timestampMs, type Reservation } from "@boxoffice/client";
+import { ReservationStatus, SeatState, timestampMs, type Reservation } from "@boxoffice/client";
 import type { App } from "../app.js";
 import { h, icon } from "../dom.js";
 import { showDay, showTime, won } from "../format.js";
@@ -8,13 +8,28 @@ import { steps } from "./steps.js";
 const PER_ROW = 10;
 const rowOf = (seat: number) => String.fromCharCode(65 + Math.floor((seat - 1) / PER_ROW));
 
-type SeatState = "free" | "taken" | "held-by-you" | "yours";
+/**
+ * How a seat is drawn: free (by price band), held by someone (it may come
+ * back on sale when the hold lapses), sold, or the user's own hold or ticket.
+ * "taken" only for a seat the server listed in neither list (it should not).
+ */
+type MapState = "free" | "held" | "sold" | "held-by-you" | "yours" | "taken";
 
-function seatState(show: Show, seat: number): SeatState {
+function seatState(show: Show, seat: number): MapState {
   const mine = show.mine.get(seat);
   if (mine) return mine.status === ReservationStatus.CONFIRMED ? "yours" : "held-by-you";
-  return show.free.has(seat) ? "free" : "taken";
+  if (show.free.has(seat)) return "free";
+  const taken = show.taken.get(seat);
+  return taken === SeatState.HELD ? "held" : taken === SeatState.SOLD ? "sold" : "taken";
 }
+
+const LABELS: Record<Exclude<MapState, "free">, string> = {
+  held: "held by someone; it may come back on sale",
+  sold: "sold",
+  "held-by-you": "held for you",
+  yours: "yours",
+  taken: "taken",
+};
 
 /** Price bands, dearest first; each gets a colour. */
 function tiers(show: Show): bigint[] {
@@ -68,14 +83,7 @@ function seatMap(show: Show, selected: number | undefined, app: App): HTMLElemen
       const st = seatState(show, n);
       const price = show.prices.get(n);
       const band = price === undefined ? -1 : bands.indexOf(price);
-      const label =
-        st === "free"
-          ? `Seat ${n}, row ${rowOf(n)}, ${won(price!)}`
-          : st === "taken"
-            ? `Seat ${n}, taken`
-            : st === "held-by-you"
-              ? `Seat ${n}, held for you`
-              : `Seat ${n}, yours`;
+      const label = st === "free" ? `Seat ${n}, row ${rowOf(n)}, ${won(price!)}` : `Seat ${n}, ${LABELS[st]}`;
       seats.push(
         h(
           "button",
@@ -86,7 +94,7 @@ function seatMap(show: Show, selected: number | undefined, app: App): HTMLElemen
             title: label,
             "aria-label": label,
             "aria-pressed": selected === n ? "true" : "false",
-            disabled: st === "taken" || st === "yours",
+            disabled: st !== "free" && st !== "held-by-you",
             onclick: () => app.selectSeat(n),
           },
           st === "yours" || st === "held-by-you" ? icon("check", "seat-icon") : String(n),
@@ -106,7 +114,8 @@ function seatMap(show: Show, selected: number | undefined, app: App): HTMLElemen
       "div",
       { class: "legend" },
       bands.map((p, i) => h("span", { class: "legend-item" }, h("i", { class: `seat-dot seat-free band-${i % 4}` }), won(p))),
-      h("span", { class: "legend-item" }, h("i", { class: "seat-dot seat-taken" }), "Taken (held or sold)"),
+      h("span", { class: "legend-item", "data-testid": "legend-held" }, h("i", { class: "seat-dot seat-held" }), "Held by someone"),
+      h("span", { class: "legend-item", "data-testid": "legend-sold" }, h("i", { class: "seat-dot seat-sold" }), "Sold"),
       h("span", { class: "legend-item" }, h("i", { class: "seat-dot seat-held-by-you" }), "Held for you"),
       h("span", { class: "legend-item" }, h("i", { class: "seat-dot seat-yours" }), "Yours"),
     ),
@@ -136,7 +145,7 @@ function panel(state: State, app: App): (HTMLElement | null)[] {
   return [
     h("div", { class: "panel-eyebrow" }, "No seat picked yet"),
     h("h3", {}, "Tap a free seat on the map"),
-    h("p", { class: "muted small" }, "Colours show price bands. Grey seats are taken: someone holds them or bought them."),
+    h("p", { class: "muted small" }, "Colours show price bands. Striped seats are held by someone paying right now and may come back on sale; dark ones are sold."),
     state.balance !== undefined ? h("div", { class: "kv" }, h("span", {}, "Your balance"), h("strong", {}, won(state.balance))) : null,
   ];
 }

@@ -6,6 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { WalletEntry } from "./wallet_pb.js";
 import { file_boxoffice_wallet_v1_wallet } from "./wallet_pb.js";
+import { file_boxoffice_options_v1_options } from "../../options/v1/options_pb.js";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -13,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file boxoffice/wallet/v1/wallet_service.proto.
  */
 export const file_boxoffice_wallet_v1_wallet_service: GenFile = /*@__PURE__*/
-  fileDesc("Cihib3hvZmZpY2Uvd2FsbGV0L3YxL3dhbGxldF9zZXJ2aWNlLnByb3RvEhNib3hvZmZpY2Uud2FsbGV0LnYxIqUBChRDaGFyZ2VCYWxhbmNlUmVxdWVzdBI4Cgd1c2VyX2lkGAEgASgJQie6SCRyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQSFwoGYW1vdW50GAIgASgDQge6SAQiAiAAEjoKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUIhukge2AEBchkQARiAATISXltBLVphLXowLTlfLjotXSskIlkKFUNoYXJnZUJhbGFuY2VSZXNwb25zZRIPCgdiYWxhbmNlGAEgASgDEi8KBWVudHJ5GAIgASgLMiAuYm94b2ZmaWNlLndhbGxldC52MS5XYWxsZXRFbnRyeSJQChFHZXRCYWxhbmNlUmVxdWVzdBI7Cgd1c2VyX2lkGAEgASgJQiq6SCfYAQFyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQiNgoSR2V0QmFsYW5jZVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSDwoHYmFsYW5jZRgCIAEoAyKTAQoYTGlzdFdhbGxldEVudHJpZXNSZXF1ZXN0EjsKB3VzZXJfaWQYASABKAlCKrpIJ9gBAXIiEAEYQDIcXltBLVphLXowLTldW0EtWmEtejAtOV8uLV0qJBIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiAAiJnChlMaXN0V2FsbGV0RW50cmllc1Jlc3BvbnNlEjEKB2VudHJpZXMYASADKAsyIC5ib3hvZmZpY2Uud2FsbGV0LnYxLldhbGxldEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLUAgoNV2FsbGV0U2VydmljZRJmCg1DaGFyZ2VCYWxhbmNlEikuYm94b2ZmaWNlLndhbGxldC52MS5DaGFyZ2VCYWxhbmNlUmVxdWVzdBoqLmJveG9mZmljZS53YWxsZXQudjEuQ2hhcmdlQmFsYW5jZVJlc3BvbnNlEmIKCkdldEJhbGFuY2USJi5ib3hvZmZpY2Uud2FsbGV0LnYxLkdldEJhbGFuY2VSZXF1ZXN0GicuYm94b2ZmaWNlLndhbGxldC52MS5HZXRCYWxhbmNlUmVzcG9uc2UiA5ACARJ3ChFMaXN0V2FsbGV0RW50cmllcxItLmJveG9mZmljZS53YWxsZXQudjEuTGlzdFdhbGxldEVudHJpZXNSZXF1ZXN0Gi4uYm94b2ZmaWNlLndhbGxldC52MS5MaXN0V2FsbGV0RW50cmllc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_boxoffice_wallet_v1_wallet, file_buf_validate_validate]);
+  fileDesc("Cihib3hvZmZpY2Uvd2FsbGV0L3YxL3dhbGxldF9zZXJ2aWNlLnByb3RvEhNib3hvZmZpY2Uud2FsbGV0LnYxIqUBChRDaGFyZ2VCYWxhbmNlUmVxdWVzdBI4Cgd1c2VyX2lkGAEgASgJQie6SCRyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQSFwoGYW1vdW50GAIgASgDQge6SAQiAiAAEjoKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUIhukge2AEBchkQARiAATISXltBLVphLXowLTlfLjotXSskIlkKFUNoYXJnZUJhbGFuY2VSZXNwb25zZRIPCgdiYWxhbmNlGAEgASgDEi8KBWVudHJ5GAIgASgLMiAuYm94b2ZmaWNlLndhbGxldC52MS5XYWxsZXRFbnRyeSJQChFHZXRCYWxhbmNlUmVxdWVzdBI7Cgd1c2VyX2lkGAEgASgJQiq6SCfYAQFyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQiNgoSR2V0QmFsYW5jZVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSDwoHYmFsYW5jZRgCIAEoAyKTAQoYTGlzdFdhbGxldEVudHJpZXNSZXF1ZXN0EjsKB3VzZXJfaWQYASABKAlCKrpIJ9gBAXIiEAEYQDIcXltBLVphLXowLTldW0EtWmEtejAtOV8uLV0qJBIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiAAiJnChlMaXN0V2FsbGV0RW50cmllc1Jlc3BvbnNlEjEKB2VudHJpZXMYASADKAsyIC5ib3hvZmZpY2Uud2FsbGV0LnYxLldhbGxldEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTK0AwoNV2FsbGV0U2VydmljZRKOAQoNQ2hhcmdlQmFsYW5jZRIpLmJveG9mZmljZS53YWxsZXQudjEuQ2hhcmdlQmFsYW5jZVJlcXVlc3QaKi5ib3hvZmZpY2Uud2FsbGV0LnYxLkNoYXJnZUJhbGFuY2VSZXNwb25zZSImorsYIggCEAEaDXdhbGxldDpjaGFyZ2UiDXdhbGxldDpjaGFyZ2USfQoKR2V0QmFsYW5jZRImLmJveG9mZmljZS53YWxsZXQudjEuR2V0QmFsYW5jZVJlcXVlc3QaJy5ib3hvZmZpY2Uud2FsbGV0LnYxLkdldEJhbGFuY2VSZXNwb25zZSIekAIBorsYFwgCEAEiEWJveG9mZmljZTpzZXJ2aWNlEpIBChFMaXN0V2FsbGV0RW50cmllcxItLmJveG9mZmljZS53YWxsZXQudjEuTGlzdFdhbGxldEVudHJpZXNSZXF1ZXN0Gi4uYm94b2ZmaWNlLndhbGxldC52MS5MaXN0V2FsbGV0RW50cmllc1Jlc3BvbnNlIh6QAgGiuxgXCAIQASIRYm94b2ZmaWNlOnNlcnZpY2ViBnByb3RvMw", [file_boxoffice_wallet_v1_wallet, file_boxoffice_options_v1_options, file_buf_validate_validate]);
 
 /**
  * ChargeBalance input.
@@ -218,6 +219,10 @@ export const WalletService: GenService<{
    * Adds money to a user's wallet, creating it on first charge. The caller
    * needs the wallet:charge scope (PERMISSION_DENIED, SCOPE_REQUIRED without
    * it) and may then charge any user.
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER) with the wallet:charge scope
+   *   (required_scope), which also lets it charge any user (any_user_scope);
+   *   no queue token.
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason; a
    *     non-positive amount is one); CHARGE_LIMIT_EXCEEDED.
@@ -244,6 +249,9 @@ export const WalletService: GenService<{
    * Reads a balance; 0 for a user never charged. The caller's own, or any
    * user's with the boxoffice:service scope.
    * Naming another user without it is PERMISSION_DENIED (USER_MISMATCH).
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER); no queue token. Another user's
+   *   balance only with the boxoffice:service scope (any_user_scope).
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason);
    *     USER_ID_REQUIRED.
@@ -267,6 +275,9 @@ export const WalletService: GenService<{
    * Pages through a wallet's ledger, newest first. The caller's own, or any
    * user's with the boxoffice:service scope.
    * Naming another user without it is PERMISSION_DENIED (USER_MISMATCH).
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER); no queue token. Another user's
+   *   ledger only with the boxoffice:service scope (any_user_scope).
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason);
    *     INVALID_PAGE_TOKEN, USER_ID_REQUIRED.

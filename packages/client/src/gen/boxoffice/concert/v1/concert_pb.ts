@@ -2,8 +2,8 @@
 // @generated from file boxoffice/concert/v1/concert.proto (package boxoffice.concert.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file boxoffice/concert/v1/concert.proto.
  */
 export const file_boxoffice_concert_v1_concert: GenFile = /*@__PURE__*/
-  fileDesc("CiJib3hvZmZpY2UvY29uY2VydC92MS9jb25jZXJ0LnByb3RvEhRib3hvZmZpY2UuY29uY2VydC52MSJLCgdDb25jZXJ0EhIKCmNvbmNlcnRfaWQYASABKAkSDQoFdGl0bGUYAiABKAkSDgoGYXJ0aXN0GAMgASgJEg0KBXZlbnVlGAQgASgJIowBCgtDb25jZXJ0RGF0ZRISCgpjb25jZXJ0X2lkGAEgASgJEgwKBGRhdGUYAiABKAkSLQoJc3RhcnRzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9hdmFpbGFibGVfc2VhdHMYBCABKAUSEwoLdG90YWxfc2VhdHMYBSABKAUiKgoEU2VhdBITCgtzZWF0X251bWJlchgBIAEoBRINCgVwcmljZRgCIAEoA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiJib3hvZmZpY2UvY29uY2VydC92MS9jb25jZXJ0LnByb3RvEhRib3hvZmZpY2UuY29uY2VydC52MSJLCgdDb25jZXJ0EhIKCmNvbmNlcnRfaWQYASABKAkSDQoFdGl0bGUYAiABKAkSDgoGYXJ0aXN0GAMgASgJEg0KBXZlbnVlGAQgASgJIowBCgtDb25jZXJ0RGF0ZRISCgpjb25jZXJ0X2lkGAEgASgJEgwKBGRhdGUYAiABKAkSLQoJc3RhcnRzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9hdmFpbGFibGVfc2VhdHMYBCABKAUSEwoLdG90YWxfc2VhdHMYBSABKAUiWgoEU2VhdBITCgtzZWF0X251bWJlchgBIAEoBRINCgVwcmljZRgCIAEoAxIuCgVzdGF0ZRgDIAEoDjIfLmJveG9mZmljZS5jb25jZXJ0LnYxLlNlYXRTdGF0ZSpmCglTZWF0U3RhdGUSGgoWU0VBVF9TVEFURV9VTlNQRUNJRklFRBAAEhMKD1NFQVRfU1RBVEVfRlJFRRABEhMKD1NFQVRfU1RBVEVfSEVMRBACEhMKD1NFQVRfU1RBVEVfU09MRBADYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A concert with one show on each of its dates.
@@ -106,7 +106,7 @@ export const ConcertDateSchema: GenMessage<ConcertDate> = /*@__PURE__*/
   messageDesc(file_boxoffice_concert_v1_concert, 1);
 
 /**
- * A seat free to hold.
+ * One seat of a show.
  *
  * @generated from message boxoffice.concert.v1.Seat
  */
@@ -124,6 +124,13 @@ export type Seat = Message<"boxoffice.concert.v1.Seat"> & {
    * @generated from field: int64 price = 2;
    */
   price: bigint;
+
+  /**
+   * Free, held or sold as of the read (never UNSPECIFIED from this server).
+   *
+   * @generated from field: boxoffice.concert.v1.SeatState state = 3;
+   */
+  state: SeatState;
 };
 
 /**
@@ -132,4 +139,46 @@ export type Seat = Message<"boxoffice.concert.v1.Seat"> & {
  */
 export const SeatSchema: GenMessage<Seat> = /*@__PURE__*/
   messageDesc(file_boxoffice_concert_v1_concert, 2);
+
+/**
+ * Where a seat stands at the moment it was read.
+ *
+ * @generated from enum boxoffice.concert.v1.SeatState
+ */
+export enum SeatState {
+  /**
+   * Not set; a server never sends it.
+   *
+   * @generated from enum value: SEAT_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Neither sold nor under a hold that is still running: free to hold.
+   *
+   * @generated from enum value: SEAT_STATE_FREE = 1;
+   */
+  FREE = 1,
+
+  /**
+   * Under an unexpired hold (someone else's or the caller's own); free again
+   * once that hold is cancelled or runs out unpaid.
+   *
+   * @generated from enum value: SEAT_STATE_HELD = 2;
+   */
+  HELD = 2,
+
+  /**
+   * Paid for: taken for good.
+   *
+   * @generated from enum value: SEAT_STATE_SOLD = 3;
+   */
+  SOLD = 3,
+}
+
+/**
+ * Describes the enum boxoffice.concert.v1.SeatState.
+ */
+export const SeatStateSchema: GenEnum<SeatState> = /*@__PURE__*/
+  enumDesc(file_boxoffice_concert_v1_concert, 0);
 

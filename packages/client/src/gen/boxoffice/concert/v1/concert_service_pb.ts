@@ -6,6 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Concert, ConcertDate, Seat } from "./concert_pb.js";
 import { file_boxoffice_concert_v1_concert } from "./concert_pb.js";
+import { file_boxoffice_options_v1_options } from "../../options/v1/options_pb.js";
 import { file_buf_validate_validate } from "../../../../validate-stub/buf/validate/validate_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -13,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file boxoffice/concert/v1/concert_service.proto.
  */
 export const file_boxoffice_concert_v1_concert_service: GenFile = /*@__PURE__*/
-  fileDesc("Cipib3hvZmZpY2UvY29uY2VydC92MS9jb25jZXJ0X3NlcnZpY2UucHJvdG8SFGJveG9mZmljZS5jb25jZXJ0LnYxIhUKE0xpc3RDb25jZXJ0c1JlcXVlc3QiRwoUTGlzdENvbmNlcnRzUmVzcG9uc2USLwoIY29uY2VydHMYASADKAsyHS5ib3hvZmZpY2UuY29uY2VydC52MS5Db25jZXJ0IlAKGUxpc3RBdmFpbGFibGVEYXRlc1JlcXVlc3QSMwoKY29uY2VydF9pZBgBIAEoCUIfukgcchoQARhAMhReW2EtejAtOV1bYS16MC05LV0qJCJOChpMaXN0QXZhaWxhYmxlRGF0ZXNSZXNwb25zZRIwCgVkYXRlcxgBIAMoCzIhLmJveG9mZmljZS5jb25jZXJ0LnYxLkNvbmNlcnREYXRlIpoBChlMaXN0QXZhaWxhYmxlU2VhdHNSZXF1ZXN0EjMKCmNvbmNlcnRfaWQYASABKAlCH7pIHHIaEAEYQDIUXlthLXowLTldW2EtejAtOS1dKiQSSAoEZGF0ZRgCIAEoCUI6ukg3cjUyM15bMC05XXs0fS0oMFsxLTldfDFbMC0yXSktKDBbMS05XXxbMTJdWzAtOV18M1swMV0pJCJpChpMaXN0QXZhaWxhYmxlU2VhdHNSZXNwb25zZRISCgpjb25jZXJ0X2lkGAEgASgJEgwKBGRhdGUYAiABKAkSKQoFc2VhdHMYAyADKAsyGi5ib3hvZmZpY2UuY29uY2VydC52MS5TZWF0MvgCCg5Db25jZXJ0U2VydmljZRJqCgxMaXN0Q29uY2VydHMSKS5ib3hvZmZpY2UuY29uY2VydC52MS5MaXN0Q29uY2VydHNSZXF1ZXN0GiouYm94b2ZmaWNlLmNvbmNlcnQudjEuTGlzdENvbmNlcnRzUmVzcG9uc2UiA5ACARJ8ChJMaXN0QXZhaWxhYmxlRGF0ZXMSLy5ib3hvZmZpY2UuY29uY2VydC52MS5MaXN0QXZhaWxhYmxlRGF0ZXNSZXF1ZXN0GjAuYm94b2ZmaWNlLmNvbmNlcnQudjEuTGlzdEF2YWlsYWJsZURhdGVzUmVzcG9uc2UiA5ACARJ8ChJMaXN0QXZhaWxhYmxlU2VhdHMSLy5ib3hvZmZpY2UuY29uY2VydC52MS5MaXN0QXZhaWxhYmxlU2VhdHNSZXF1ZXN0GjAuYm94b2ZmaWNlLmNvbmNlcnQudjEuTGlzdEF2YWlsYWJsZVNlYXRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_boxoffice_concert_v1_concert, file_buf_validate_validate]);
+  fileDesc("Cipib3hvZmZpY2UvY29uY2VydC92MS9jb25jZXJ0X3NlcnZpY2UucHJvdG8SFGJveG9mZmljZS5jb25jZXJ0LnYxIhUKE0xpc3RDb25jZXJ0c1JlcXVlc3QiRwoUTGlzdENvbmNlcnRzUmVzcG9uc2USLwoIY29uY2VydHMYASADKAsyHS5ib3hvZmZpY2UuY29uY2VydC52MS5Db25jZXJ0IlAKGUxpc3RBdmFpbGFibGVEYXRlc1JlcXVlc3QSMwoKY29uY2VydF9pZBgBIAEoCUIfukgcchoQARhAMhReW2EtejAtOV1bYS16MC05LV0qJCJOChpMaXN0QXZhaWxhYmxlRGF0ZXNSZXNwb25zZRIwCgVkYXRlcxgBIAMoCzIhLmJveG9mZmljZS5jb25jZXJ0LnYxLkNvbmNlcnREYXRlIpoBChlMaXN0QXZhaWxhYmxlU2VhdHNSZXF1ZXN0EjMKCmNvbmNlcnRfaWQYASABKAlCH7pIHHIaEAEYQDIUXlthLXowLTldW2EtejAtOS1dKiQSSAoEZGF0ZRgCIAEoCUI6ukg3cjUyM15bMC05XXs0fS0oMFsxLTldfDFbMC0yXSktKDBbMS05XXxbMTJdWzAtOV18M1swMV0pJCKaAQoaTGlzdEF2YWlsYWJsZVNlYXRzUmVzcG9uc2USEgoKY29uY2VydF9pZBgBIAEoCRIMCgRkYXRlGAIgASgJEikKBXNlYXRzGAMgAygLMhouYm94b2ZmaWNlLmNvbmNlcnQudjEuU2VhdBIvCgt0YWtlbl9zZWF0cxgEIAMoCzIaLmJveG9mZmljZS5jb25jZXJ0LnYxLlNlYXQyuAMKDkNvbmNlcnRTZXJ2aWNlEnIKDExpc3RDb25jZXJ0cxIpLmJveG9mZmljZS5jb25jZXJ0LnYxLkxpc3RDb25jZXJ0c1JlcXVlc3QaKi5ib3hvZmZpY2UuY29uY2VydC52MS5MaXN0Q29uY2VydHNSZXNwb25zZSILkAIBorsYBAgBEAESlwEKEkxpc3RBdmFpbGFibGVEYXRlcxIvLmJveG9mZmljZS5jb25jZXJ0LnYxLkxpc3RBdmFpbGFibGVEYXRlc1JlcXVlc3QaMC5ib3hvZmZpY2UuY29uY2VydC52MS5MaXN0QXZhaWxhYmxlRGF0ZXNSZXNwb25zZSIekAIBorsYFwgCEAIiEWJveG9mZmljZTpzZXJ2aWNlEpcBChJMaXN0QXZhaWxhYmxlU2VhdHMSLy5ib3hvZmZpY2UuY29uY2VydC52MS5MaXN0QXZhaWxhYmxlU2VhdHNSZXF1ZXN0GjAuYm94b2ZmaWNlLmNvbmNlcnQudjEuTGlzdEF2YWlsYWJsZVNlYXRzUmVzcG9uc2UiHpACAaK7GBcIAhACIhFib3hvZmZpY2U6c2VydmljZWIGcHJvdG8z", [file_boxoffice_concert_v1_concert, file_boxoffice_options_v1_options, file_buf_validate_validate]);
 
 /**
  * ListConcerts input (no fields).
@@ -142,11 +143,20 @@ export type ListAvailableSeatsResponse = Message<"boxoffice.concert.v1.ListAvail
   date: string;
 
   /**
-   * Free seats by number.
+   * Free seats by number, each with state FREE.
    *
    * @generated from field: repeated boxoffice.concert.v1.Seat seats = 3;
    */
   seats: Seat[];
+
+  /**
+   * The other seats of the show by number: HELD (an unexpired hold) or SOLD
+   * (paid). Read in the same query as `seats`, so the two lists together are
+   * every seat of the show exactly once.
+   *
+   * @generated from field: repeated boxoffice.concert.v1.Seat taken_seats = 4;
+   */
+  takenSeats: Seat[];
 };
 
 /**
@@ -170,7 +180,11 @@ export const ListAvailableSeatsResponseSchema: GenMessage<ListAvailableSeatsResp
  */
 export const ConcertService: GenService<{
   /**
-   * All concerts on sale. Needs no queue token.
+   * All concerts on sale. Needs no queue token. The answer may be up to
+   * CATALOG_CACHE_TTL old (default 1s; each server instance keeps its own).
+   * Access (boxoffice.options.v1.access):
+   *   public (AUTH_PUBLIC): no bearer token needed, but one that is sent must
+   *   verify; no queue token.
    * Errors:
    *   UNAUTHENTICATED: AUTH_TOKEN_MALFORMED, AUTH_TOKEN_EXPIRED,
    *     AUTH_TOKEN_NOT_YET_VALID, AUTH_TOKEN_INVALID, AUTH_SUBJECT_UNSUPPORTED
@@ -189,6 +203,15 @@ export const ConcertService: GenService<{
   },
   /**
    * Dates of a concert that still have a free seat. Needs an ACTIVE queue token.
+   * The dates and their seat counts may be up to CATALOG_CACHE_TTL old
+   * (default 1s): holds and sales made through another server instance, and
+   * holds that lapsed, show within that time; those made through the instance
+   * answering show at once. ListAvailableSeats is always exact.
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER) and an ACTIVE queue token in
+   *   x-queue-token (QUEUE_TOKEN_REQUIRED). The token's user is the user the
+   *   call acts for: the caller, or any user for a caller with the
+   *   boxoffice:service scope (any_user_scope).
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
    *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
@@ -211,7 +234,13 @@ export const ConcertService: GenService<{
     output: typeof ListAvailableDatesResponseSchema;
   },
   /**
-   * Free seats of one show. Needs an ACTIVE queue token.
+   * Every seat of one show, free or taken, read exactly (never cached). Needs
+   * an ACTIVE queue token.
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER) and an ACTIVE queue token in
+   *   x-queue-token (QUEUE_TOKEN_REQUIRED). The token's user is the user the
+   *   call acts for: the caller, or any user for a caller with the
+   *   boxoffice:service scope (any_user_scope).
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
    *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,

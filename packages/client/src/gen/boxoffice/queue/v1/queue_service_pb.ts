@@ -6,6 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { QueueTicket } from "./queue_pb.js";
 import { file_boxoffice_queue_v1_queue } from "./queue_pb.js";
+import { file_boxoffice_options_v1_options } from "../../options/v1/options_pb.js";
 import { file_buf_validate_validate } from "../../../../validate-stub/buf/validate/validate_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -13,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file boxoffice/queue/v1/queue_service.proto.
  */
 export const file_boxoffice_queue_v1_queue_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZib3hvZmZpY2UvcXVldWUvdjEvcXVldWVfc2VydmljZS5wcm90bxISYm94b2ZmaWNlLnF1ZXVlLnYxIlAKEUlzc3VlVG9rZW5SZXF1ZXN0EjsKB3VzZXJfaWQYASABKAlCKrpIJ9gBAXIiEAEYQDIcXltBLVphLXowLTldW0EtWmEtejAtOV8uLV0qJCJFChJJc3N1ZVRva2VuUmVzcG9uc2USLwoGdGlja2V0GAEgASgLMh8uYm94b2ZmaWNlLnF1ZXVlLnYxLlF1ZXVlVGlja2V0IkUKFUdldFF1ZXVlU3RhdHVzUmVxdWVzdBIsCgV0b2tlbhgBIAEoCUIdukgachgQEBiAATIRXltBLVphLXowLTlfLi1dKyQiSQoWR2V0UXVldWVTdGF0dXNSZXNwb25zZRIvCgZ0aWNrZXQYASABKAsyHy5ib3hvZmZpY2UucXVldWUudjEuUXVldWVUaWNrZXQiRwoXV2F0Y2hRdWV1ZVN0YXR1c1JlcXVlc3QSLAoFdG9rZW4YASABKAlCHbpIGnIYEBAYgAEyEV5bQS1aYS16MC05Xy4tXSskIksKGFdhdGNoUXVldWVTdGF0dXNSZXNwb25zZRIvCgZ0aWNrZXQYASABKAsyHy5ib3hvZmZpY2UucXVldWUudjEuUXVldWVUaWNrZXQyxQIKDFF1ZXVlU2VydmljZRJbCgpJc3N1ZVRva2VuEiUuYm94b2ZmaWNlLnF1ZXVlLnYxLklzc3VlVG9rZW5SZXF1ZXN0GiYuYm94b2ZmaWNlLnF1ZXVlLnYxLklzc3VlVG9rZW5SZXNwb25zZRJnCg5HZXRRdWV1ZVN0YXR1cxIpLmJveG9mZmljZS5xdWV1ZS52MS5HZXRRdWV1ZVN0YXR1c1JlcXVlc3QaKi5ib3hvZmZpY2UucXVldWUudjEuR2V0UXVldWVTdGF0dXNSZXNwb25zZRJvChBXYXRjaFF1ZXVlU3RhdHVzEisuYm94b2ZmaWNlLnF1ZXVlLnYxLldhdGNoUXVldWVTdGF0dXNSZXF1ZXN0GiwuYm94b2ZmaWNlLnF1ZXVlLnYxLldhdGNoUXVldWVTdGF0dXNSZXNwb25zZTABYgZwcm90bzM", [file_boxoffice_queue_v1_queue, file_buf_validate_validate]);
+  fileDesc("CiZib3hvZmZpY2UvcXVldWUvdjEvcXVldWVfc2VydmljZS5wcm90bxISYm94b2ZmaWNlLnF1ZXVlLnYxIlAKEUlzc3VlVG9rZW5SZXF1ZXN0EjsKB3VzZXJfaWQYASABKAlCKrpIJ9gBAXIiEAEYQDIcXltBLVphLXowLTldW0EtWmEtejAtOV8uLV0qJCJFChJJc3N1ZVRva2VuUmVzcG9uc2USLwoGdGlja2V0GAEgASgLMh8uYm94b2ZmaWNlLnF1ZXVlLnYxLlF1ZXVlVGlja2V0IkUKFUdldFF1ZXVlU3RhdHVzUmVxdWVzdBIsCgV0b2tlbhgBIAEoCUIdukgachgQEBiAATIRXltBLVphLXowLTlfLi1dKyQiSQoWR2V0UXVldWVTdGF0dXNSZXNwb25zZRIvCgZ0aWNrZXQYASABKAsyHy5ib3hvZmZpY2UucXVldWUudjEuUXVldWVUaWNrZXQiRwoXV2F0Y2hRdWV1ZVN0YXR1c1JlcXVlc3QSLAoFdG9rZW4YASABKAlCHbpIGnIYEBAYgAEyEV5bQS1aYS16MC05Xy4tXSskIksKGFdhdGNoUXVldWVTdGF0dXNSZXNwb25zZRIvCgZ0aWNrZXQYASABKAsyHy5ib3hvZmZpY2UucXVldWUudjEuUXVldWVUaWNrZXQyngMKDFF1ZXVlU2VydmljZRJ4CgpJc3N1ZVRva2VuEiUuYm94b2ZmaWNlLnF1ZXVlLnYxLklzc3VlVG9rZW5SZXF1ZXN0GiYuYm94b2ZmaWNlLnF1ZXVlLnYxLklzc3VlVG9rZW5SZXNwb25zZSIborsYFwgCEAEiEWJveG9mZmljZTpzZXJ2aWNlEoQBCg5HZXRRdWV1ZVN0YXR1cxIpLmJveG9mZmljZS5xdWV1ZS52MS5HZXRRdWV1ZVN0YXR1c1JlcXVlc3QaKi5ib3hvZmZpY2UucXVldWUudjEuR2V0UXVldWVTdGF0dXNSZXNwb25zZSIborsYFwgCEAEiEWJveG9mZmljZTpzZXJ2aWNlEowBChBXYXRjaFF1ZXVlU3RhdHVzEisuYm94b2ZmaWNlLnF1ZXVlLnYxLldhdGNoUXVldWVTdGF0dXNSZXF1ZXN0GiwuYm94b2ZmaWNlLnF1ZXVlLnYxLldhdGNoUXVldWVTdGF0dXNSZXNwb25zZSIborsYFwgCEAEiEWJveG9mZmljZTpzZXJ2aWNlMAFiBnByb3RvMw", [file_boxoffice_queue_v1_queue, file_boxoffice_options_v1_options, file_buf_validate_validate]);
 
 /**
  * IssueToken input.
@@ -161,6 +162,9 @@ export const QueueService: GenService<{
    * Returns the user's live token, or a new one at the back of the line.
    * The user is the caller (or, with the boxoffice:service scope, any user
    * named in the request); another user is PERMISSION_DENIED (USER_MISMATCH).
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER); no queue token. For another
+   *   user only with the boxoffice:service scope (any_user_scope).
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason);
    *     USER_ID_REQUIRED.
@@ -183,6 +187,10 @@ export const QueueService: GenService<{
    * Reports a token's state. Polling keeps a waiting token in line.
    * The token must belong to the caller (unless the caller has the
    * boxoffice:service scope); otherwise PERMISSION_DENIED (QUEUE_TOKEN_NOT_YOURS).
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER); no queue token. The token to
+   *   read is in the request; another user's only with the boxoffice:service
+   *   scope (any_user_scope).
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
    *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
@@ -206,6 +214,10 @@ export const QueueService: GenService<{
    * An open stream keeps a waiting token in line. The token must belong to
    * the caller (unless the caller has the boxoffice:service scope); otherwise
    * PERMISSION_DENIED (QUEUE_TOKEN_NOT_YOURS).
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER); no queue token. The token to
+   *   watch is in the request; another user's only with the boxoffice:service
+   *   scope (any_user_scope).
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
    *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,

@@ -6,6 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Payment, Reservation } from "./reservation_pb.js";
 import { file_boxoffice_reservation_v1_reservation } from "./reservation_pb.js";
+import { file_boxoffice_options_v1_options } from "../../options/v1/options_pb.js";
 import { file_buf_validate_validate } from "../../../../validate-stub/buf/validate/validate_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -13,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file boxoffice/reservation/v1/reservation_service.proto.
  */
 export const file_boxoffice_reservation_v1_reservation_service: GenFile = /*@__PURE__*/
-  fileDesc("CjJib3hvZmZpY2UvcmVzZXJ2YXRpb24vdjEvcmVzZXJ2YXRpb25fc2VydmljZS5wcm90bxIYYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxIuwBCg9Ib2xkU2VhdFJlcXVlc3QSMwoKY29uY2VydF9pZBgBIAEoCUIfukgcchoQARhAMhReW2EtejAtOV1bYS16MC05LV0qJBJICgRkYXRlGAIgASgJQjq6SDdyNTIzXlswLTldezR9LSgwWzEtOV18MVswLTJdKS0oMFsxLTldfFsxMl1bMC05XXwzWzAxXSkkEh4KC3NlYXRfbnVtYmVyGAMgASgFQgm6SAYaBBgyKAESOgoPaWRlbXBvdGVuY3lfa2V5GAQgASgJQiG6SB7YAQFyGRABGIABMhJeW0EtWmEtejAtOV8uOi1dKyQiTgoQSG9sZFNlYXRSZXNwb25zZRI6CgtyZXNlcnZhdGlvbhgBIAEoCzIlLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbiI1ChFDYW5jZWxIb2xkUmVxdWVzdBIgCg5yZXNlcnZhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQEiUAoSQ2FuY2VsSG9sZFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uInUKFVBheVJlc2VydmF0aW9uUmVxdWVzdBIgCg5yZXNlcnZhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESOgoPaWRlbXBvdGVuY3lfa2V5GAIgASgJQiG6SB7YAQFyGRABGIABMhJeW0EtWmEtejAtOV8uOi1dKyQimQEKFlBheVJlc2VydmF0aW9uUmVzcG9uc2USOgoLcmVzZXJ2YXRpb24YASABKAsyJS5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuUmVzZXJ2YXRpb24SMgoHcGF5bWVudBgCIAEoCzIhLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5QYXltZW50Eg8KB2JhbGFuY2UYAyABKAMiOQoVR2V0UmVzZXJ2YXRpb25SZXF1ZXN0EiAKDnJlc2VydmF0aW9uX2lkGAEgASgJQgi6SAVyA7ABASJUChZHZXRSZXNlcnZhdGlvblJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uIpIBChdMaXN0UmVzZXJ2YXRpb25zUmVxdWVzdBI7Cgd1c2VyX2lkGAEgASgJQiq6SCfYAQFyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQSHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAIicAoYTGlzdFJlc2VydmF0aW9uc1Jlc3BvbnNlEjsKDHJlc2VydmF0aW9ucxgBIAMoCzIlLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyzwQKElJlc2VydmF0aW9uU2VydmljZRJhCghIb2xkU2VhdBIpLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5Ib2xkU2VhdFJlcXVlc3QaKi5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuSG9sZFNlYXRSZXNwb25zZRJnCgpDYW5jZWxIb2xkEisuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkNhbmNlbEhvbGRSZXF1ZXN0GiwuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkNhbmNlbEhvbGRSZXNwb25zZRJzCg5QYXlSZXNlcnZhdGlvbhIvLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5QYXlSZXNlcnZhdGlvblJlcXVlc3QaMC5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuUGF5UmVzZXJ2YXRpb25SZXNwb25zZRJ4Cg5HZXRSZXNlcnZhdGlvbhIvLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5HZXRSZXNlcnZhdGlvblJlcXVlc3QaMC5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuR2V0UmVzZXJ2YXRpb25SZXNwb25zZSIDkAIBEn4KEExpc3RSZXNlcnZhdGlvbnMSMS5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuTGlzdFJlc2VydmF0aW9uc1JlcXVlc3QaMi5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuTGlzdFJlc2VydmF0aW9uc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_boxoffice_reservation_v1_reservation, file_buf_validate_validate]);
+  fileDesc("CjJib3hvZmZpY2UvcmVzZXJ2YXRpb24vdjEvcmVzZXJ2YXRpb25fc2VydmljZS5wcm90bxIYYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxIuwBCg9Ib2xkU2VhdFJlcXVlc3QSMwoKY29uY2VydF9pZBgBIAEoCUIfukgcchoQARhAMhReW2EtejAtOV1bYS16MC05LV0qJBJICgRkYXRlGAIgASgJQjq6SDdyNTIzXlswLTldezR9LSgwWzEtOV18MVswLTJdKS0oMFsxLTldfFsxMl1bMC05XXwzWzAxXSkkEh4KC3NlYXRfbnVtYmVyGAMgASgFQgm6SAYaBBgyKAESOgoPaWRlbXBvdGVuY3lfa2V5GAQgASgJQiG6SB7YAQFyGRABGIABMhJeW0EtWmEtejAtOV8uOi1dKyQiTgoQSG9sZFNlYXRSZXNwb25zZRI6CgtyZXNlcnZhdGlvbhgBIAEoCzIlLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbiI1ChFDYW5jZWxIb2xkUmVxdWVzdBIgCg5yZXNlcnZhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQEiUAoSQ2FuY2VsSG9sZFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uInUKFVBheVJlc2VydmF0aW9uUmVxdWVzdBIgCg5yZXNlcnZhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESOgoPaWRlbXBvdGVuY3lfa2V5GAIgASgJQiG6SB7YAQFyGRABGIABMhJeW0EtWmEtejAtOV8uOi1dKyQimQEKFlBheVJlc2VydmF0aW9uUmVzcG9uc2USOgoLcmVzZXJ2YXRpb24YASABKAsyJS5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuUmVzZXJ2YXRpb24SMgoHcGF5bWVudBgCIAEoCzIhLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5QYXltZW50Eg8KB2JhbGFuY2UYAyABKAMiOQoVR2V0UmVzZXJ2YXRpb25SZXF1ZXN0EiAKDnJlc2VydmF0aW9uX2lkGAEgASgJQgi6SAVyA7ABASJUChZHZXRSZXNlcnZhdGlvblJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uIpIBChdMaXN0UmVzZXJ2YXRpb25zUmVxdWVzdBI7Cgd1c2VyX2lkGAEgASgJQiq6SCfYAQFyIhABGEAyHF5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dKiQSHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAIicAoYTGlzdFJlc2VydmF0aW9uc1Jlc3BvbnNlEjsKDHJlc2VydmF0aW9ucxgBIAMoCzIlLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky4AUKElJlc2VydmF0aW9uU2VydmljZRJ+CghIb2xkU2VhdBIpLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5Ib2xkU2VhdFJlcXVlc3QaKi5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuSG9sZFNlYXRSZXNwb25zZSIborsYFwgCEAIiEWJveG9mZmljZTpzZXJ2aWNlEoQBCgpDYW5jZWxIb2xkEisuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkNhbmNlbEhvbGRSZXF1ZXN0GiwuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkNhbmNlbEhvbGRSZXNwb25zZSIborsYFwgCEAIiEWJveG9mZmljZTpzZXJ2aWNlEpABCg5QYXlSZXNlcnZhdGlvbhIvLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5QYXlSZXNlcnZhdGlvblJlcXVlc3QaMC5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuUGF5UmVzZXJ2YXRpb25SZXNwb25zZSIborsYFwgCEAIiEWJveG9mZmljZTpzZXJ2aWNlEpMBCg5HZXRSZXNlcnZhdGlvbhIvLmJveG9mZmljZS5yZXNlcnZhdGlvbi52MS5HZXRSZXNlcnZhdGlvblJlcXVlc3QaMC5ib3hvZmZpY2UucmVzZXJ2YXRpb24udjEuR2V0UmVzZXJ2YXRpb25SZXNwb25zZSIekAIBorsYFwgCEAEiEWJveG9mZmljZTpzZXJ2aWNlEpkBChBMaXN0UmVzZXJ2YXRpb25zEjEuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkxpc3RSZXNlcnZhdGlvbnNSZXF1ZXN0GjIuYm94b2ZmaWNlLnJlc2VydmF0aW9uLnYxLkxpc3RSZXNlcnZhdGlvbnNSZXNwb25zZSIekAIBorsYFwgCEAEiEWJveG9mZmljZTpzZXJ2aWNlYgZwcm90bzM", [file_boxoffice_reservation_v1_reservation, file_boxoffice_options_v1_options, file_buf_validate_validate]);
 
 /**
  * HoldSeat input. The acting user comes from the queue token.
@@ -325,6 +326,11 @@ export const ReservationService: GenService<{
    * Safe to retry: a seat the caller already holds comes back as that hold
    * (not SEAT_UNAVAILABLE), and a retry with the same idempotency_key returns
    * the first hold as it stands now (see HoldSeatRequest.idempotency_key).
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER) and an ACTIVE queue token in
+   *   x-queue-token (QUEUE_TOKEN_REQUIRED). The token's user is the user the
+   *   call acts for: the caller, or any user for a caller with the
+   *   boxoffice:service scope (any_user_scope).
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
    *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
@@ -350,6 +356,11 @@ export const ReservationService: GenService<{
   },
   /**
    * Releases the caller's own hold at once. Needs an ACTIVE queue token.
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER) and an ACTIVE queue token in
+   *   x-queue-token (QUEUE_TOKEN_REQUIRED). The token's user is the user the
+   *   call acts for: the caller, or any user for a caller with the
+   *   boxoffice:service scope (any_user_scope).
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
    *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
@@ -379,6 +390,11 @@ export const ReservationService: GenService<{
    * the token, so a retry that carries the idempotency_key of a payment
    * already completed is answered with that payment's result even though its
    * token is now EXPIRED (see PayReservationRequest.idempotency_key).
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER) and an ACTIVE queue token in
+   *   x-queue-token (QUEUE_TOKEN_REQUIRED). The token's user is the user the
+   *   call acts for: the caller, or any user for a caller with the
+   *   boxoffice:service scope (any_user_scope).
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
    *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
@@ -407,6 +423,9 @@ export const ReservationService: GenService<{
   /**
    * Reads one reservation. Only its owner (or a caller with the
    * boxoffice:service scope) may; anyone else gets NOT_FOUND.
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER); no queue token. Another user's
+   *   reservation only with the boxoffice:service scope (any_user_scope).
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason).
    *   UNAUTHENTICATED: AUTH_TOKEN_MISSING, AUTH_TOKEN_MALFORMED,
@@ -429,6 +448,9 @@ export const ReservationService: GenService<{
    * Pages through a user's reservations, newest first. The caller's own, or
    * any user's with the boxoffice:service scope.
    * Naming another user without it is PERMISSION_DENIED (USER_MISMATCH).
+   * Access (boxoffice.options.v1.access):
+   *   a verified bearer token (AUTH_USER); no queue token. Another user's
+   *   reservations only with the boxoffice:service scope (any_user_scope).
    * Errors:
    *   INVALID_ARGUMENT: a field breaks its rule (violations, no reason);
    *     INVALID_PAGE_TOKEN, USER_ID_REQUIRED.
