@@ -1,5 +1,5 @@
 /**
- * Payment benchmark (issue 5): PayReservation per second at 8, 32 and 128
+ * Payment benchmark: PayReservation per second at 8, 32 and 128
  * concurrent clients over the real gRPC API (@grpc/grpc-js, x-queue-token),
  * each beside `pgbench` TPC-B at the same client count, in the same run,
  * against the same PostgreSQL server. The invariant checker runs after each
@@ -14,9 +14,9 @@
  * them. Only PayReservation is timed.
  *
  *   npm run bench:payments                 full (10 s per measurement; ~1.5-2 minutes)
- *   npm run bench:payments -- --quick      quick (3 s per measurement; about a minute)
+ *   npm run bench:payments -- --quick      quick (2 s per measurement; about a minute)
  *   npm run bench:payments -- --profile    also CPU-profile the server during the payment load
- *   options: --clients 8,32  --secs 5  --scale 32 (pgbench)  --pool 16 (server DB_POOL_MAX)
+ *   options (as `--secs 5` or `--secs=5`): --clients 8,32  --secs 5  --scale 32 (pgbench)  --pool 16 (server DB_POOL_MAX)
  *            --no-key (pay without an idempotency key)
  *            --history 200000 (other users' wallets and ledger lines first, as a database in service has)
  */
@@ -33,23 +33,30 @@ import { grpc, unary } from "../test/e2e/grpc-js";
 import { postgresBinDir, startPostgres, startRedis } from "../test/harness/services";
 import { formatSummary, summarizeProfile, type ProfileSummary, type Window } from "./lib/cpu-profile";
 import { runLoad, table, type LoadResult } from "./lib/load";
+import { parseFlags } from "./lib/flags";
+import { seedShow } from "./lib/hold-race";
 import { backendCpuSeconds, postmasterPid, treeCpuSeconds } from "./lib/proc-cpu";
 import { startServerProcess, type ServerProcess } from "./lib/server-process";
 
 const ROOT = join(__dirname, "..");
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(name);
-const option = (name: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const QUICK = flag("--quick");
-const PROFILE = flag("--profile");
-const WITH_KEY = !flag("--no-key");
-const CLIENTS = (option("--clients") ?? (QUICK ? "8" : "8,32,128")).split(",").map(Number);
-const SECS = Number(option("--secs") ?? (QUICK ? 2 : 10));
+const USAGE = `npm run bench:payments -- [--quick] [--profile] [--no-key] [--clients 8,32,128] [--secs 10] [--scale 32] [--pool 16] [--history 0]`;
+const flags = parseFlags(USAGE, {
+  quick: { type: "boolean" },
+  profile: { type: "boolean" },
+  "no-key": { type: "boolean" },
+  clients: { type: "string" },
+  secs: { type: "string" },
+  scale: { type: "string" },
+  pool: { type: "string" },
+  history: { type: "string" },
+});
+const QUICK = flags.values.quick === true;
+const PROFILE = flags.values.profile === true;
+const WITH_KEY = flags.values["no-key"] !== true;
+const CLIENTS = flags.intList("clients", QUICK ? [8] : [8, 32, 128], 1, 1024);
+const SECS = flags.int("secs", QUICK ? 2 : 10, 1, 3600);
 /** Ledger rows of other users written before the run, as a database in service has (0 = a fresh database). */
-const HISTORY = Number(option("--history") ?? 0);
+const HISTORY = flags.int("history", 0, 0);
 /**
  * pgbench scale: TPC-B updates one of `scale` branch rows per transaction, so
  * with fewer branches than clients it measures lock waits on those rows, not
@@ -58,9 +65,9 @@ const HISTORY = Number(option("--history") ?? 0);
  * per client at 8 and 32; at 128, 32 branches (4 clients a branch) keep init
  * under 10 s here. The figure reported is labelled with the scale.
  */
-const SCALE = Number(option("--scale") ?? 32);
+const SCALE = flags.int("scale", 32, 1, 10_000);
 /** Server pool: a few connections per core is what PostgreSQL serves best; more only queue inside it. */
-const POOL = option("--pool") ?? "16";
+const POOL = String(flags.int("pool", 16, 1, 200));
 const PRICE = 50_000;
 /** The prepared supply per client count: this many times the warm-up rate, for the whole measurement (the run reports if it ran out). */
 const SUPPLY_HEADROOM = 4;
@@ -85,19 +92,8 @@ function client(port: number, i: number): grpc.Client {
 async function prepare(db: Client, store: QueueStore, redis: Redis, key: Buffer, tag: string, n: number): Promise<Ready[]> {
   const now = new Date();
   const expires = new Date(now.getTime() + 3_600_000);
-  const concertId = `bench-pay-${tag}`;
+  const { concertId } = await seedShow(db, { concertId: `bench-pay-${tag}`, dates: Math.ceil(n / 50), seatsPerDate: 50, price: PRICE, firstDate: "2030-01-01" });
   await db.query("begin");
-  await db.query(`insert into concert (id, title, artist, venue) values ($1, 'Payments bench', 'Bench', 'Bench')`, [concertId]);
-  await db.query(
-    `insert into concert_date (concert_id, date, starts_at)
-     select $1, date '2030-01-01' + g, timestamptz '2030-01-01 19:00Z' + g * interval '1 day' from generate_series(0, $2::int - 1) g`,
-    [concertId, Math.ceil(n / 50)],
-  );
-  await db.query(
-    `insert into seat (concert_date_id, seat_number, price)
-     select d.id, s, $2 from concert_date d cross join generate_series(1, 50) s where d.concert_id = $1`,
-    [concertId, PRICE],
-  );
   const { rows } = await db.query<{ id: string; user_id: string }>(
     `insert into reservation (id, user_id, seat_id, amount, status, hold_expires_at, created_at)
      select gen_random_uuid(), $2 || row_number() over (order by s.id), s.id, s.price, 'HELD', $3, $4

@@ -76,8 +76,8 @@ function createCallers(baseUrl: string, port: number): Caller[] {
   return [
     grpcJsCaller(port),
     connectCaller("connect-node gRPC", createGrpcTransport({ baseUrl })),
-    connectCaller("connect-node gRPC-Web h2", createGrpcWebTransport({ baseUrl, httpVersion: "2" })),
-    connectCaller("connect-node Connect h2", createConnectTransport({ baseUrl, httpVersion: "2" })),
+    // Plaintext HTTP/2 is gRPC (grpc-js); Connect and gRPC-Web arrive over HTTP/1.1 (or TLS).
+    connectCaller("connect-node gRPC-Web HTTP/1.1", createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }), true),
     connectCaller("connect-node Connect HTTP/1.1", createConnectTransport({ baseUrl, httpVersion: "1.1" }), true),
   ];
 }

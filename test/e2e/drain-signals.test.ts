@@ -44,6 +44,7 @@ function serverEnv(extra: Record<string, string> = {}): Record<string, string> {
     REDIS_URLS: testRedisUrl(),
     QUEUE_REDIS_PREFIX: `drain:${randomBytes(4).toString("hex")}:`,
     SEED_DEMO_CATALOG: "true",
+    CATALOG_CACHE_TTL: "0", // every ListConcerts must reach the table the test locks
     AUTH_MODE: "none",
     SHUTDOWN_GRACE: "10s",
     ...extra,

@@ -22,7 +22,8 @@ let blocker: Client;
 beforeEach(async () => {
   db = await createTestDatabase();
   // Enough connections for every blocked call to hold one while it waits for the lock.
-  s = await startTestServer({ DATABASE_URL: db.url, SEED_DEMO_CATALOG: "true", DB_POOL_MAX: "60" });
+  // No catalog cache: every ListConcerts must reach the table the test locks.
+  s = await startTestServer({ DATABASE_URL: db.url, SEED_DEMO_CATALOG: "true", DB_POOL_MAX: "60", CATALOG_CACHE_TTL: "0" });
   blocker = new Client({ connectionString: db.url });
   await blocker.connect();
 });
@@ -101,6 +102,9 @@ const expectAll = (outcomes: Outcome[], code: string) =>
 
 jest.setTimeout(60_000);
 
+/** Clients in drain-callers.ts: grpc-js, connect-node gRPC, gRPC-Web and Connect over HTTP/1.1. */
+const CALLERS = 4;
+
 test("a burst during the drain: calls already running complete OK; calls that arrive on open connections, or after the port closed, fail UNAVAILABLE; nothing else", async () => {
   const callers = startCallers(s.baseUrl, s.port);
   const watchClient = grpcJsClient(s.port);
@@ -113,7 +117,7 @@ test("a burst during the drain: calls already running complete OK; calls that ar
     const running = callers.wave(3);
     // Keeps the health client's connection open through the drain.
     const healthClientCall = unary(healthClient, ConcertService.method.listConcerts, {});
-    await untilWaiting(5 * 3 + 1);
+    await untilWaiting(CALLERS * 3 + 1);
 
     const watch = serverStream(watchClient, Health.method.watch, { service: "" });
     let first!: () => void;
@@ -207,7 +211,7 @@ test("calls still running when the grace period ends fail UNAVAILABLE for every 
     expectAll(await callers.wave(1), "OK");
     const release = await blockCatalog();
     const running = callers.wave(2);
-    await untilWaiting(5 * 2);
+    await untilWaiting(CALLERS * 2);
     const started = Date.now();
     await s.server.close(300);
     expect(Date.now() - started).toBeLessThan(3_000);

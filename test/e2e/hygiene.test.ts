@@ -239,8 +239,8 @@ describe("KEEPALIVE_TIMEOUT and HTTP2_IDLE_TIMEOUT: idle connections are given b
     const session = http2Connect(s.baseUrl);
     const goaway = new Promise<{ code: number; at: number }>((resolve) => session.once("goaway", (code) => resolve({ code, at: Date.now() })));
     const closed = new Promise<number>((resolve) => session.once("close", () => resolve(Date.now())));
-    const res = await h2Get(session, "/healthz");
-    expect(res).toEqual({ status: 200, body: "ok\n" });
+    // Plaintext HTTP/2 is gRPC on this port: one Health/Check, then nothing.
+    expect(await grpcCheck(session)).toEqual({ status: 200, grpcStatus: "0" });
     const idleSince = Date.now();
     const { code, at } = await goaway;
     expect(code).toBe(h2.NGHTTP2_NO_ERROR);
@@ -321,17 +321,21 @@ describe("HTTP2_MAX_CONCURRENT_STREAMS: one connection holds a bounded number of
   });
 });
 
-function h2Get(session: ClientHttp2Session, path: string): Promise<{ status: number; body: string }> {
+/** A Health/Check over a raw HTTP/2 session: its HTTP status and grpc-status. */
+function grpcCheck(session: ClientHttp2Session): Promise<{ status: number; grpcStatus: string | undefined }> {
   return new Promise((resolve, reject) => {
-    const req = session.request({ ":path": path });
+    const req = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers" });
     let status = 0;
-    let body = "";
-    req.on("response", (h) => (status = Number(h[":status"])));
-    req.setEncoding("utf8");
-    req.on("data", (d: string) => (body += d));
-    req.on("end", () => resolve({ status, body }));
+    let grpcStatus: string | undefined;
+    req.on("response", (h) => {
+      status = Number(h[":status"]);
+      grpcStatus ??= h["grpc-status"] as string | undefined;
+    });
+    req.on("trailers", (t) => (grpcStatus = t["grpc-status"] as string | undefined));
+    req.on("data", () => undefined);
+    req.on("end", () => resolve({ status, grpcStatus }));
     req.on("error", reject);
-    req.end();
+    req.end(Buffer.alloc(5)); // one empty HealthCheckRequest
   });
 }
 

@@ -15,7 +15,8 @@ let blocker: Client;
 
 beforeEach(async () => {
   db = await createTestDatabase();
-  s = await startTestServer({ DATABASE_URL: db.url, SEED_DEMO_CATALOG: "true" });
+  // No catalog cache: every ListConcerts must reach the table the test locks.
+  s = await startTestServer({ DATABASE_URL: db.url, SEED_DEMO_CATALOG: "true", CATALOG_CACHE_TTL: "0" });
   blocker = new Client({ connectionString: db.url });
   await blocker.connect();
 });

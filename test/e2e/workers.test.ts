@@ -5,6 +5,8 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { availableParallelism } from "node:os";
+import { ConfigError, loadConfig } from "../../src/config";
 import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb";
 import { createTestDatabase, freePort, testRedisUrl, type TestDatabase } from "../harness";
 import { descendants, refusesConnections, startProcess, stillRunning, stopProcess, type Started } from "./drain-process";
@@ -132,4 +134,42 @@ test("WORKERS=2 on the embedded default is refused at start with exit code 2", a
   });
   expect(result.code).toBe(2);
   expect(result.stderr).toContain("WORKERS: 2 needs DATABASE_URL (PostgreSQL) and REDIS_URLS or REDIS_SENTINELS");
+});
+
+describe("WORKERS in the configuration", () => {
+  const shared = { DATABASE_URL: "postgresql://u@db/boxoffice", REDIS_URLS: "redis://r:6379", AUTH_MODE: "none" };
+  const refusal = (env: Record<string, string>, options?: { serving?: boolean }) => {
+    try {
+      loadConfig(env, options);
+      return undefined;
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as Error).message;
+    }
+  };
+
+  test("a count, or auto for one per core; 1 by default", () => {
+    expect(loadConfig({}).workers).toBe(1);
+    expect(loadConfig({ ...shared, WORKERS: "3" }).workers).toBe(3);
+    expect(loadConfig({ ...shared, WORKERS: "auto" }).workers).toBe(availableParallelism());
+    for (const bad of ["0", "-1", "two", "1.5", "257"]) expect(refusal({ ...shared, WORKERS: bad })).toContain("WORKERS: must be auto or a whole number 1-256");
+  });
+
+  test("more than one needs PostgreSQL and Redis; a one-shot command does not care", () => {
+    const needs = "needs DATABASE_URL (PostgreSQL) and REDIS_URLS or REDIS_SENTINELS";
+    expect(refusal({ WORKERS: "2" })).toContain(`WORKERS: 2 ${needs}`);
+    expect(refusal({ WORKERS: "auto" })).toContain(`WORKERS: auto ${needs}`);
+    expect(refusal({ ...shared, REDIS_URLS: "", WORKERS: "2" })).toContain(needs);
+    expect(refusal({ REDIS_URLS: "redis://r:6379", WORKERS: "2" })).toContain(needs);
+    expect(loadConfig({ ...shared, REDIS_URLS: "", REDIS_SENTINELS: "s1:26379", REDIS_SENTINEL_NAME: "queue", WORKERS: "2" }).workers).toBe(2);
+    expect(loadConfig({ WORKERS: "1" }).workers).toBe(1);
+    expect(loadConfig({ DATABASE_URL: shared.DATABASE_URL, WORKERS: "4" }, { serving: false }).workers).toBe(4);
+  });
+
+  test("CATALOG_CACHE_TTL: 1s by default, 0 turns the cache off", () => {
+    expect(loadConfig({}).catalogCacheTtlMs).toBe(1000);
+    expect(loadConfig({ CATALOG_CACHE_TTL: "0" }).catalogCacheTtlMs).toBe(0);
+    expect(loadConfig({ CATALOG_CACHE_TTL: "250ms" }).catalogCacheTtlMs).toBe(250);
+    expect(refusal({ CATALOG_CACHE_TTL: "soon" })).toContain("CATALOG_CACHE_TTL");
+  });
 });

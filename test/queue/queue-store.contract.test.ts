@@ -134,13 +134,16 @@ describe.each([memoryFactory(), redisFactory()])("queue store contract: $name", 
     expect((await store.status([old, fresh], T0 + 3, IDLE, false)).map((t) => t.state)).toEqual(["EXPIRED", "WAITING"]);
   });
 
-  test("the observed admission rate counts the last minute only", async () => {
+  test("every round reports the admissions so far, its own and earlier rounds' together", async () => {
     await Promise.all(users(20).map((u) => store.issue(u, T0, IDLE)));
-    const r1 = await store.admit(T0, limits({ maxActive: 100, burst: 5, admitPerSecond: 5 }));
-    expect(r1.recentAdmissions).toBe(5);
-    const r2 = await store.admit(T0 + 61_000, limits({ maxActive: 100, burst: 5, admitPerSecond: 5 }));
-    expect(r2.admitted).toBe(5);
-    expect(r2.recentAdmissions).toBe(5);
+    const r0 = await store.admit(T0, limits({ maxActive: 100, burst: 5, admitPerSecond: 5 }));
+    expect(r0.admitted).toBe(5);
+    const r1 = await store.admit(T0 + 1000, limits({ maxActive: 100, burst: 5, admitPerSecond: 5 }));
+    expect(r1.admitted).toBe(5);
+    expect(r1.admittedTotal - r0.admittedTotal).toBe(5);
+    const idle = await store.admit(T0 + 1001, limits({ maxActive: 100, burst: 5, admitPerSecond: 5 }));
+    expect(idle.admitted).toBe(0);
+    expect(idle.admittedTotal).toBe(r1.admittedTotal);
   });
 
   describe("ACTIVE idleness", () => {

@@ -127,7 +127,16 @@ describe.each<Protocol>(["connect", "grpc-web"])("the on-sale page over %s", (pr
       // Three looks, three legend entries: a price band, held, sold.
       expect(await p.locator("[data-testid=legend-held]").innerText()).toBe("Held by someone");
       expect(await p.locator("[data-testid=legend-sold]").innerText()).toBe("Sold");
-      const looks = await Promise.all([3, 4, 12].map((n) => p.locator(`[data-testid=seat-map] [data-seat='${n}']`).evaluate("(e) => getComputedStyle(e).backgroundImage + getComputedStyle(e).backgroundColor")));
+      const looks = await Promise.all(
+        [3, 4, 12].map((n) =>
+          p
+            .locator(`[data-testid=seat-map] [data-seat='${n}']`)
+            .evaluate((e) => {
+              const style = e.ownerDocument.defaultView!.getComputedStyle(e);
+              return `${style.backgroundImage} ${style.backgroundColor}`;
+            }),
+        ),
+      );
       expect(new Set(looks).size).toBe(3);
       expect(await p.locator("[data-testid=free-count]").innerText()).toBe("48 of 50 seats free");
 

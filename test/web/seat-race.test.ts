@@ -2,7 +2,7 @@
  * Two buyers in two browser contexts race for one seat: both see it free,
  * both press "Hold" at the same moment. Exactly one holds it; the other is
  * told, in plain words, that someone else just took it, and the map shows it
- * taken. The database has one hold on the seat.
+ * held. The database has one hold on the seat.
  */
 import type { Page } from "playwright-core";
 import { createBoxofficeClient, ReservationStatus } from "../../packages/client/src";

@@ -1,4 +1,4 @@
-import { LoadStrategy, LockMode, UniqueConstraintViolationException } from "@mikro-orm/core";
+import { LockMode, UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Clock } from "../../platform/clock.js";
 import { errorReason, failedPrecondition, notFound } from "../../platform/errors.js";
@@ -95,17 +95,15 @@ export async function payReservation(
  * so the reservation is taken before the seat, as everywhere else.
  */
 async function lockReservation(tx: EntityManager, id: string): Promise<Reservation | null> {
-  return tx.findOne(Reservation, { id }, {
-    populate: ["seat.concertDate"],
-    strategy: LoadStrategy.JOINED,
-    lockMode: LockMode.PESSIMISTIC_WRITE,
-    lockTableAliases: [RESERVATION_ALIAS, SEAT_ALIAS],
-  });
+  return tx
+    .createQueryBuilder(Reservation, "r")
+    .select("*")
+    .joinAndSelect("r.seat", "s")
+    .joinAndSelect("s.concertDate", "d")
+    .where({ id })
+    .setLockMode(LockMode.PESSIMISTIC_WRITE, ["r", "s"])
+    .getSingleResult();
 }
-
-/** The aliases MikroORM gives the root and the first joined table of a joined load. */
-const RESERVATION_ALIAS = "r0";
-const SEAT_ALIAS = "s1";
 
 /** A user without a wallet has nothing to pay with: the same refusal as an empty one. */
 function insufficientBalance(balance: number, required: number) {

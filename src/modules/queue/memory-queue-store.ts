@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import {
   newGenerationId,
-  RATE_WINDOW_MS,
   type AdmissionLimits,
   type AdmissionRound,
   type IssuedTicket,
@@ -77,7 +76,7 @@ export function createMemoryQueueStore(): QueueStore {
   let sweepCursor = 1;
   let tat = 0;
   let version = 0;
-  const admits = new Map<number, number>();
+  let admittedTotal = 0;
   let generation: number | undefined;
   let generationStart = 0;
   const gen = (now: number) => {
@@ -243,13 +242,7 @@ export function createMemoryQueueStore(): QueueStore {
       }
       while (head < nextSeq && !line.has(head)) head++;
 
-      const sec = Math.floor(now / 1000);
-      if (admitted > 0) admits.set(sec, (admits.get(sec) ?? 0) + admitted);
-      let recentAdmissions = 0;
-      for (const [s, count] of admits) {
-        if ((sec - s) * 1000 >= RATE_WINDOW_MS) admits.delete(s);
-        else recentAdmissions += count;
-      }
+      admittedTotal += admitted;
       let nextSlotFreeAt: number | undefined;
       for (const slot of active.values()) nextSlotFreeAt = Math.min(nextSlotFreeAt ?? Infinity, slot.until, slot.usedUntil);
 
@@ -261,8 +254,7 @@ export function createMemoryQueueStore(): QueueStore {
         droppedIdle,
         waiting: line.size,
         active: active.size,
-        recentAdmissions,
-        rateWindowMs: RATE_WINDOW_MS,
+        admittedTotal,
         nextSlotFreeAt,
         version,
         generation: generation!,

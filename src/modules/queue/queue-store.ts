@@ -103,9 +103,12 @@ export interface AdmissionRound {
   droppedIdle: number;
   waiting: number;
   active: number;
-  /** Admissions in the last `rateWindowMs`, for the observed admission rate. */
-  recentAdmissions: number;
-  rateWindowMs: number;
+  /**
+   * Admissions since the store's data began, by every instance sharing it:
+   * the difference between two rounds is what the line moved in between.
+   * Starts over with a new generation.
+   */
+  admittedTotal: number;
   /**
    * When the next ACTIVE slot frees at the latest, as known now: the earliest
    * of every ACTIVE ticket's window end and idle deadline (a gated call may
@@ -139,8 +142,6 @@ export interface QueueStore {
   /** The signing secret now (created if there is none): for tools that mint tokens. */
   tokenSecret(): Promise<Buffer>;
 }
-
-export const RATE_WINDOW_MS = 60_000;
 
 /** The id a new generation gets if a call starts one: random, so two generations never share one. */
 export const newGenerationId = (): number => randomInt(1, 2 ** 48);

@@ -5,6 +5,7 @@ import { domainError, failedPrecondition, notFound } from "../../platform/errors
 import type { Logger } from "../../platform/logger.js";
 import { Reason } from "../../platform/reasons.js";
 import type { AdmissionLimits, AdmissionRound, IssuedTicket, QueueStore, RestorePolicy, StatusTouch, StoredTicket, TicketRef } from "./queue-store.js";
+import { createAdmissionRate, RATE_HALF_LIFE_ROUNDS, type AdmissionRate } from "./admission-rate.js";
 import { signToken, verifyToken } from "./queue-token.js";
 import { toQueueTicketInit } from "./queue.mapping.js";
 import { fixedKeyRing, sharedKeyRing, type TokenKeyRing } from "./token-keys.js";
@@ -86,8 +87,7 @@ export class Queue {
   /** Some stream has a position update held back by the interval: refresh again next round. */
   private heldBack = false;
   private lastKeepalive = 0;
-  /** Admissions per ms, observed over the store's window. */
-  private observedRate = 0;
+  private readonly admissionRate: AdmissionRate;
   /** Set while the last round found the room full: when its first slot frees at the latest known. */
   private fullUntil?: number;
   private readonly limits: AdmissionLimits;
@@ -99,6 +99,7 @@ export class Queue {
     private readonly log: Logger,
     private readonly observer?: QueueObserver,
   ) {
+    this.admissionRate = createAdmissionRate(RATE_HALF_LIFE_ROUNDS * settings.tickMs);
     this.limits = {
       maxActive: settings.maxActive,
       admitPerSecond: settings.admitPerSecond,
@@ -278,7 +279,7 @@ export class Queue {
       // Reported only when the store answers the round: an outage is reported once per round below.
       if (synced) this.log.warn({ err: synced }, "queue token secrets could not be synced");
       this.seen(round);
-      this.observedRate = round.recentAdmissions / round.rateWindowMs;
+      this.admissionRate.observe(round, this.now());
       this.fullUntil = round.active >= this.settings.maxActive ? round.nextSlotFreeAt : undefined;
       this.observer?.onRound(round);
       await this.refreshWatchers(round.version);
@@ -395,15 +396,18 @@ export class Queue {
   }
 
   /**
-   * People ahead divided by the admission rate actually observed over the last
-   * minute. With no admissions observed (capacity full, or nothing happened
-   * yet), the best guess is the rate at which active slots free up. With the
-   * room full nobody goes in before a slot frees, however fast the burst that
-   * filled it was: then the wait is at least until the first known slot frees,
-   * plus the people ahead at that rate.
+   * People ahead divided by the admission rate the line moves at now (see
+   * AdmissionRate); before any round has seen people waiting, the configured
+   * rate. Never slower than the room must turn over: every slot frees within
+   * QUEUE_ACTIVE_TTL, so a room full for long still gives a finite wait. With
+   * the room full nobody goes in before a slot frees, however fast the burst
+   * that filled it was: then the wait is at least until the first known slot
+   * frees, plus the people ahead at the rate.
    */
   private estimateWait(position: number): number {
-    const rate = this.observedRate > 0 ? this.observedRate : Math.min(this.settings.admitPerSecond / 1000, this.settings.maxActive / this.settings.activeTtlMs);
+    const { admitPerSecond, maxActive, activeTtlMs } = this.settings;
+    const slowest = Math.min(admitPerSecond / 1000, maxActive / activeTtlMs);
+    const rate = Math.max(this.admissionRate.perMs ?? admitPerSecond / 1000, slowest);
     const byRate = Math.ceil((position + 1) / rate);
     if (this.fullUntil === undefined) return byRate;
     const untilFree = Math.max(0, this.fullUntil - this.now());

@@ -5,7 +5,6 @@ import { domainError } from "../../platform/errors.js";
 import { Reason } from "../../platform/reasons.js";
 import {
   newGenerationId,
-  RATE_WINDOW_MS,
   type AdmissionLimits,
   type AdmissionRound,
   type QueueStore,
@@ -29,7 +28,8 @@ import {
  *   P:u:<0..16383> HASH user -> "seq:lastSeen" (lastSeen 0 = active); small buckets stay
  *                listpack-encoded, ~20 bytes a user instead of ~100 for a top-level key
  *   P:tat        GCRA theoretical arrival time of the next admission (ms)
- *   P:admits     HASH second -> admissions, the last minute only (observed rate)
+ *   P:admitted   INCR counter of admissions in this data's life, by every instance: the
+ *                difference between two rounds is the line's throughput in between
  *   P:sweep      idle-sweep cursor (ticket number)
  *   P:ver        bumped whenever someone's position or state may have changed
  *   P:gen        the generation, "id:start": a random id and when this data started (ms).
@@ -192,13 +192,13 @@ end
 return out
 `;
 
-// ARGV: P, now, maxActive, ratePerSecond, burst, activeTtl, idle, sweepBatch, rateWindow, activeIdle, floor,
+// ARGV: P, now, maxActive, ratePerSecond, burst, activeTtl, idle, sweepBatch, activeIdle, floor,
 // new generation id
 const ADMIT = `${COMMON}
 local now, maxActive, rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local ttl, idle, sweepN, window = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local activeIdle, floor = tonumber(ARGV[10]), tonumber(ARGV[11])
-local gen = generation(now, floor, tonumber(ARGV[12]))
+local ttl, idle, sweepN = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local activeIdle, floor = tonumber(ARGV[9]), tonumber(ARGV[10])
+local gen = generation(now, floor, tonumber(ARGV[11]))
 raise(floor)
 
 -- 1. Active windows that ran out free their slot, and so do actives that went idle.
@@ -272,16 +272,9 @@ if room > 0 then
   end
 end
 
--- 4. The observed admission rate: admissions per second over the last window.
-local sec = math.floor(now / 1000)
-local log = P .. 'admits'
-if admitted > 0 then redis.call('HINCRBY', log, sec, admitted) end
-local recent = 0
-local fields = redis.call('HGETALL', log)
-for i = 1, #fields, 2 do
-  local s = tonumber(fields[i])
-  if (sec - s) * 1000 >= window then redis.call('HDEL', log, fields[i]) else recent = recent + tonumber(fields[i + 1]) end
-end
+-- 4. Admissions so far, by every instance (the callers derive the admission rate from it).
+local total
+if admitted > 0 then total = redis.call('INCRBY', P .. 'admitted', admitted) else total = tonumber(redis.call('GET', P .. 'admitted') or '0') end
 
 -- 5. When the next slot frees at the latest known: the earliest window end or idle deadline (0: nobody active).
 local nextFree = 0
@@ -292,7 +285,7 @@ end
 
 local ver
 if admitted + dropped + gone + idleGone > 0 then ver = redis.call('INCR', P .. 'ver') else ver = tonumber(redis.call('GET', P .. 'ver') or '0') end
-return {admitted, gone, idleGone, dropped, redis.call('ZCARD', WAIT), redis.call('ZCARD', ACTIVE), recent, ver, nextFree, gen}
+return {admitted, gone, idleGone, dropped, redis.call('ZCARD', WAIT), redis.call('ZCARD', ACTIVE), total, ver, nextFree, gen}
 `;
 
 // ARGV: P, now, candidate, known secrets (base64). Returns the signing secret, then the others.
@@ -392,7 +385,7 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
       return out;
     },
     async admit(now, l: AdmissionLimits): Promise<AdmissionRound> {
-      const [admitted, expiredActive, expiredIdleActive, droppedIdle, waiting, active, recentAdmissions, version, nextFree, generation] = await reachable(() =>
+      const [admitted, expiredActive, expiredIdleActive, droppedIdle, waiting, active, admittedTotal, version, nextFree, generation] = await reachable(() =>
         r.queueAdmit(
           prefix,
           now,
@@ -402,7 +395,6 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
           l.activeTtlMs,
           l.idleTtlMs,
           l.sweepBatch,
-          RATE_WINDOW_MS,
           l.activeIdleTtlMs,
           highestSeq,
           newGenerationId(),
@@ -415,8 +407,7 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
         droppedIdle,
         waiting,
         active,
-        recentAdmissions,
-        rateWindowMs: RATE_WINDOW_MS,
+        admittedTotal,
         nextSlotFreeAt: nextFree || undefined,
         version,
         generation,
