@@ -86,7 +86,10 @@ interface Measured {
   scenario: string;
   server: string;
   protocol: Protocol;
+  /** Calls answered OK (h2load's 2xx, less what the server itself counted as errors). */
   calls: number;
+  /** gRPC errors the server counted (h2load sees them as HTTP 200). */
+  errors: number;
   perSecond: number;
   p50: number;
   p99: number;
@@ -242,6 +245,7 @@ async function measure(sc: Scenario, server: RpcServer, round: string, durationM
   if (!warmup && bad > 0) throw new Error(`${sc.server} ${sc.protocol} ${sc.name}: ${calls} succeeded, ${bad} failed\n${raw.map((r) => r.output).join("\n")}`);
   let serverCounted: Record<string, number> | undefined;
   let newUsers: number | undefined;
+  let notOkCalls = 0;
   if (before && server.metrics) {
     const m1 = await server.metrics();
     const after = callsByCode(m1, sc.path);
@@ -250,19 +254,23 @@ async function measure(sc: Scenario, server: RpcServer, round: string, durationM
     for (const [code, n] of after) if (n - (before.get(code) ?? 0) > 0) serverCounted[code] = n - (before.get(code) ?? 0);
     const notOk = Object.entries(serverCounted).filter(([code]) => code !== "OK");
     // h2load sees a gRPC error as HTTP 200; the server's own count by code is where it shows.
-    if (notOk.length && !warmup) throw new Error(`${sc.server} ${sc.protocol} ${sc.name}: the server answered ${JSON.stringify(serverCounted)}`);
+    // Reported, not fatal: under load a server may rightly answer UNAVAILABLE (a Redis command timing out).
+    notOkCalls = notOk.reduce((n, [, v]) => n + v, 0);
+    if (notOkCalls && !warmup) console.log(`warning: ${sc.server} ${sc.protocol} ${sc.name}: the server answered ${JSON.stringify(serverCounted)}`);
   }
+  const okCalls = calls - notOkCalls;
   const sorted = (k: "p50" | "p99") => raw.reduce((m, r) => m + r[k] * r.succeeded, 0) / calls; // call-weighted across runs
   return {
     scenario: `${sc.protocol} ${sc.name}`,
     server: sc.server,
     protocol: sc.protocol,
-    calls,
-    perSecond: calls / seconds,
+    calls: okCalls,
+    errors: notOkCalls,
+    perSecond: okCalls / seconds,
     p50: sorted("p50"),
     p99: sorted("p99"),
     serverCpuPercent: (100 * cpu) / seconds,
-    cpuMsPerCall: (1000 * cpu) / calls,
+    cpuMsPerCall: (1000 * cpu) / calls, // every answered call cost CPU, errors included
     loadCpuPercent: (100 * raw.reduce((n, r) => n + r.loadCpuSeconds, 0)) / seconds,
     serverCounted,
     newUsers,
@@ -317,6 +325,7 @@ function printRound(round: number, rows: Measured[]): void {
         "h2load CPU %": r.loadCpuPercent,
         "server counted": r.serverCounted ? Object.entries(r.serverCounted).map(([k, v]) => `${k} ${v}`).join(", ") : "-",
         "new users": r.newUsers ?? "",
+        errors: r.errors,
         procs: r.processes,
       })),
     ),
