@@ -96,7 +96,7 @@ async function main() {
   let cleaned: Promise<void> | undefined;
   const cleanup = () =>
     (cleaned ??= (async () => {
-      clients.forEach((c) => c.close());
+      for (const c of clients) c.close();
       await server?.stop().catch(() => undefined);
       await redisServer.stop().catch(() => undefined);
       try {
@@ -187,7 +187,13 @@ async function main() {
     const grantedPerSecond = race.grants.length / lastGrantS;
     const holdRatio = hold.perSecond / bare.perSecond;
     const rows: Record<string, string | number>[] = [];
-    const row = (name: string, r: Pick<RpcSummary, "calls" | "perSecond" | "p50" | "p95" | "p99">, refusals: number | string, errors: number | string, ratio = true) =>
+    const row = (
+      name: string,
+      r: Pick<RpcSummary, "calls" | "perSecond" | "p50" | "p95" | "p99">,
+      refusals: number | string,
+      errors: number | string,
+      ratio = true,
+    ) =>
       rows.push({
         scenario: name,
         calls: r.calls,
@@ -208,9 +214,12 @@ async function main() {
       const s = race.stats.summary(name, race.seconds);
       row(name, s, s.refusals, s.errors);
     }
-    const rpcsPerSecond = race.stats.names().filter((n) => !n.startsWith("HoldSeat ")).reduce((sum, n) => sum + race.stats.summary(n, race.seconds).perSecond, 0);
+    const rpcsPerSecond = race.stats
+      .names()
+      .filter((n) => !n.startsWith("HoldSeat "))
+      .reduce((sum, n) => sum + race.stats.summary(n, race.seconds).perSecond, 0);
 
-    console.log("\n" + table(rows));
+    console.log(`\n${table(rows)}`);
     const o = race.outcomes;
     console.log(
       `\nrace: ${race.users.calls + race.users.errors} of ${USERS.toLocaleString("en-US")} users ran in ${race.seconds.toFixed(2)} s` +
@@ -219,7 +228,11 @@ async function main() {
     );
     console.log(
       `holds: ${fmt(hold.perSecond)} attempts/s; ${race.grants.length} granted in ${lastGrantS.toFixed(2)} s = ${fmt(grantedPerSecond)} granted/s; ` +
-        `refused ${hold.refusals} (${Object.entries(hold.refusedBy).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}); errors ${hold.errors}`,
+        `refused ${hold.refusals} (${
+          Object.entries(hold.refusedBy)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(", ") || "none"
+        }); errors ${hold.errors}`,
     );
     const at = (share: number) => seatsTakenAt(share)?.toFixed(2).concat(" s") ?? "not reached";
     console.log(`seats taken: half at ${at(0.5)}, 90 % at ${at(0.9)}, all at ${at(1)} after the race began`);
@@ -245,8 +258,9 @@ async function main() {
         `refused ${serverCounts.refused.map(([k, v]) => `${k} ${v}`).join(", ") || "none"}; locks ${serverCounts.locks.map(([k, v]) => `${k} ${v}`).join(", ") || "n/a"}`,
     );
     console.log(
-      `CPU during the race (% of one core; 2 cores = 200 %): ${Object.entries(cpu).map(([k, v]) => `${k} ${v.toFixed(0)} %`).join(", ")}; ` +
-        `machine load average ${readFileSync("/proc/loadavg", "utf8").split(" ")[0]}`,
+      `CPU during the race (% of one core; 2 cores = 200 %): ${Object.entries(cpu)
+        .map(([k, v]) => `${k} ${v.toFixed(0)} %`)
+        .join(", ")}; ` + `machine load average ${readFileSync("/proc/loadavg", "utf8").split(" ")[0]}`,
     );
     console.log(
       `aims: HoldSeat p99 ${fmt(hold.p99)} ms (aim < ${HOLD_P99_AIM_MS} ms: ${met(hold.p99 < HOLD_P99_AIM_MS)}); ` +

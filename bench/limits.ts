@@ -38,12 +38,21 @@ export async function measureRedisLimits(quick: boolean): Promise<RedisLimit[]> 
     for (const clients of [1, 50]) {
       for (const [name, cmd] of Object.entries(COMMANDS)) {
         const n = quick ? 20_000 : 100_000;
-        const r = spawnSync("redis-benchmark", ["-p", String(redis.port), "-h", "127.0.0.1", "-c", String(clients), "-n", String(n), "-r", "100000", "--csv", ...cmd], {
-          encoding: "utf8",
-          timeout: 120_000,
-        });
+        const r = spawnSync(
+          "redis-benchmark",
+          ["-p", String(redis.port), "-h", "127.0.0.1", "-c", String(clients), "-n", String(n), "-r", "100000", "--csv", ...cmd],
+          {
+            encoding: "utf8",
+            timeout: 120_000,
+          },
+        );
         // CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",...
-        const line = r.stdout.trim().split("\n").filter((l) => !l.startsWith('"test"')).pop() ?? "";
+        const line =
+          r.stdout
+            .trim()
+            .split("\n")
+            .filter((l) => !l.startsWith('"test"'))
+            .pop() ?? "";
         // Quoted fields; the test name itself may contain commas.
         const cells = (line.match(/"([^"]*)"/g) ?? []).map((c) => c.slice(1, -1));
         out.push({ command: name, clients, perSecond: Number(cells[1]), p50ms: Number(cells[4]) });

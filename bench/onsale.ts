@@ -59,7 +59,10 @@ async function seatsSold(url: string): Promise<number> {
 function merge(reports: WorkerReport[]): WorkerReport {
   const out: WorkerReport = { latencies: {}, refusals: {}, errors: {}, outcomes: {}, queueWaits: [], activationLags: [], cpuSeconds: 0 };
   for (const r of reports) {
-    for (const [k, v] of Object.entries(r.latencies)) (out.latencies[k] ??= []).push(...v);
+    for (const [k, v] of Object.entries(r.latencies)) {
+      out.latencies[k] ??= [];
+      out.latencies[k].push(...v);
+    }
     for (const key of ["refusals", "errors", "outcomes"] as const) for (const [k, v] of Object.entries(r[key])) out[key][k] = (out[key][k] ?? 0) + v;
     out.queueWaits.push(...r.queueWaits);
     out.activationLags.push(...r.activationLags);
@@ -111,7 +114,17 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
     const w = fork(join(__dirname, "lib", "onsale-worker.ts"), [], {
       cwd: ROOT,
       execArgv: ["--import", "tsx"],
-      env: { ...process.env, ONSALE_INPUT: JSON.stringify({ ports: servers.map((s) => s.port), users, concertId: CONCERT, deadline, maxHoldAttempts: 8, activeTtlMs: ACTIVE_TTL_MS }) },
+      env: {
+        ...process.env,
+        ONSALE_INPUT: JSON.stringify({
+          ports: servers.map((s) => s.port),
+          users,
+          concertId: CONCERT,
+          deadline,
+          maxHoldAttempts: 8,
+          activeTtlMs: ACTIVE_TTL_MS,
+        }),
+      },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     workers.push(w);
@@ -128,7 +141,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
   const watcher = setInterval(async () => {
     if ((await seatsSold(url).catch(() => 0)) >= total) {
       clearInterval(watcher);
-      workers.forEach((w) => w.connected && w.send("sold-out"));
+      for (const w of workers) if (w.connected) w.send("sold-out");
     }
   }, 250);
   const merged = merge(await Promise.all(reports));
@@ -164,12 +177,21 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
 
 export function printOnsale(r: OnsaleResult): void {
   const order = ["IssueToken", "ListAvailableDates", "ListAvailableSeats", "HoldSeat", "ChargeBalance", "PayReservation"];
-  console.log(`\non-sale, ${r.instances} instance(s), ${r.buyers.toLocaleString("en-US")} buyers: ${r.seatsSold} of ${DATES * SEATS_PER_DATE} seats sold in ${r.seconds.toFixed(1)} s`);
+  console.log(
+    `\non-sale, ${r.instances} instance(s), ${r.buyers.toLocaleString("en-US")} buyers: ${r.seatsSold} of ${DATES * SEATS_PER_DATE} seats sold in ${r.seconds.toFixed(1)} s`,
+  );
   console.log(
     table(
       order
         .filter((n) => r.rpcs[n])
-        .map((n) => ({ rpc: n, calls: r.rpcs[n].calls, "calls/s": r.rpcs[n].perSecond, "p50 ms": r.rpcs[n].p50, "p95 ms": r.rpcs[n].p95, "p99 ms": r.rpcs[n].p99 })),
+        .map((n) => ({
+          rpc: n,
+          calls: r.rpcs[n].calls,
+          "calls/s": r.rpcs[n].perSecond,
+          "p50 ms": r.rpcs[n].p50,
+          "p95 ms": r.rpcs[n].p95,
+          "p99 ms": r.rpcs[n].p99,
+        })),
     ),
   );
   console.log(`refusals (business): ${JSON.stringify(r.refusals)}`);
@@ -178,8 +200,12 @@ export function printOnsale(r: OnsaleResult): void {
   console.log(
     `admission -> ACTIVE seen on the stream (${r.activationLag.count} buyers): p50 ${fmt(r.activationLag.p50)} ms, p99 ${fmt(r.activationLag.p99)} ms`,
   );
-  console.log(`CPU (% of one core; 200 % = both): ${Object.entries(r.cpuPercent).map(([k, v]) => `${k} ${v.toFixed(0)} %`).join(", ")}`);
-  console.log(`invariants: ${r.invariants.ok ? "all hold" : "VIOLATED\n" + r.invariants.output}`);
+  console.log(
+    `CPU (% of one core; 200 % = both): ${Object.entries(r.cpuPercent)
+      .map(([k, v]) => `${k} ${v.toFixed(0)} %`)
+      .join(", ")}`,
+  );
+  console.log(`invariants: ${r.invariants.ok ? "all hold" : `VIOLATED\n${r.invariants.output}`}`);
 }
 
 async function main() {

@@ -103,7 +103,11 @@ async function main() {
     // Warm up both paths once so JIT and connection setup are not measured.
     await runLoad({ concurrency: CONCURRENCY, durationMs: 1000, call: async () => void (await unary(c, Health.method.check, { service: "" })) });
 
-    const bare = await runLoad({ concurrency: CONCURRENCY, durationMs: LOAD_MS, call: async () => void (await unary(c, Health.method.check, { service: "" })) });
+    const bare = await runLoad({
+      concurrency: CONCURRENCY,
+      durationMs: LOAD_MS,
+      call: async () => void (await unary(c, Health.method.check, { service: "" })),
+    });
     row("bare RPC (Health/Check)", bare);
 
     // The server creates the signing secret on its first token; sign sample tokens with the same one.
@@ -175,10 +179,10 @@ async function main() {
       call.on("error", () => undefined);
       call.cancel();
     }
-    clients.forEach((x) => x.close());
+    for (const x of clients) x.close();
     c.close();
 
-    console.log("\n" + table(rows));
+    console.log(`\n${table(rows)}`);
     console.log(
       `\nstreams: ${STREAMS.toLocaleString("en-US")} open (server reports ${open}), opened in ${(openMs / 1000).toFixed(1)} s; ` +
         `server RSS +${(rss / 1024).toFixed(1)} KiB/stream, JS heap +${(heap / 1024).toFixed(1)} KiB/stream`,

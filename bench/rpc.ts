@@ -19,14 +19,19 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
-import { GetQueueStatusRequestSchema, GetQueueStatusResponseSchema, IssueTokenRequestSchema, IssueTokenResponseSchema } from "../gen/boxoffice/queue/v1/queue_service_pb";
+import {
+  GetQueueStatusRequestSchema,
+  GetQueueStatusResponseSchema,
+  IssueTokenRequestSchema,
+  IssueTokenResponseSchema,
+} from "../gen/boxoffice/queue/v1/queue_service_pb";
 import { HealthCheckRequestSchema } from "../gen/grpc/health/v1/health_pb";
 import { parseDuration } from "../src/config";
 import { createDatabase, startPostgres, startRedis, type PostgresServer, type RedisServer } from "../test/harness/services";
 import { assertH2load, CONNECT_JSON_HEADERS, GRPC_HEADERS, grpcFrame, runH2load, type H2loadResult } from "./lib/h2load";
 import { fmt, table } from "./lib/load";
 import { BASELINE_KINDS } from "./lib/rpc-baseline-server";
-import { callsByCode, probeConnect, probeGrpc, startBaseline, startBoxoffice, type RpcServer } from "./lib/rpc-servers";
+import { callsByCode, type ConnectJson, probeConnect, probeGrpc, startBaseline, startBoxoffice, type RpcServer } from "./lib/rpc-servers";
 import { measureStreamMemory, type StreamMemory } from "./lib/rpc-streams";
 
 const USAGE = `npm run bench:rpc -- [--duration 4s] [--rounds 3] [--connections 4] [--streams 16]
@@ -111,7 +116,7 @@ function expectGrpcOk(what: string, r: Awaited<ReturnType<typeof probeGrpc>>): B
   return r.message;
 }
 
-function expectConnectOk(what: string, r: Awaited<ReturnType<typeof probeConnect>>): any {
+function expectConnectOk(what: string, r: Awaited<ReturnType<typeof probeConnect>>): ConnectJson {
   if (r.status !== 200) throw new Error(`${what}: HTTP ${r.status} ${JSON.stringify(r.json)}`);
   return r.json;
 }
@@ -173,7 +178,10 @@ function boxofficeScenarios(key: string, server: () => RpcServer, which: Set<str
       path: ISSUE,
       bodies: async (round) => Array.from({ length: ISSUE_RUNS }, (_, k) => jsonBody({ userId: `rpc-${user}-c-${round}-${k}` })),
       check: async (round) => {
-        const json = expectConnectOk("IssueToken", await probeConnect(s().port, ISSUE, jsonBody({ userId: `rpc-${user}-c-${round}-probe` }), CONNECT_JSON_HEADERS));
+        const json = expectConnectOk(
+          "IssueToken",
+          await probeConnect(s().port, ISSUE, jsonBody({ userId: `rpc-${user}-c-${round}-probe` }), CONNECT_JSON_HEADERS),
+        );
         if (!json.ticket?.token) throw new Error(`IssueToken over Connect: ${JSON.stringify(json)}`);
       },
     },
@@ -185,7 +193,8 @@ function boxofficeScenarios(key: string, server: () => RpcServer, which: Set<str
       bodies: async () => [jsonBody({})],
       check: async () => {
         const json = expectConnectOk("ListConcerts", await probeConnect(s().port, LIST, jsonBody({}), CONNECT_JSON_HEADERS));
-        if (!Array.isArray(json.concerts) || json.concerts.length === 0) throw new Error(`ListConcerts returned no concerts: ${JSON.stringify(json).slice(0, 200)}`);
+        if (!Array.isArray(json.concerts) || json.concerts.length === 0)
+          throw new Error(`ListConcerts returned no concerts: ${JSON.stringify(json).slice(0, 200)}`);
       },
     },
   ];
@@ -215,7 +224,13 @@ function baselineScenario(kind: (typeof BASELINE_KINDS)[number], server: () => R
 const inLine = (m: Map<string, number>) => (m.get("queue_waiting") ?? NaN) + (m.get("queue_active") ?? NaN);
 
 /** h2load against one scenario: one run per body, durations split evenly. */
-async function measure(sc: Scenario, server: RpcServer, round: string, durationMs: number, warmup = false): Promise<Omit<Measured, "round"> & { raw: H2loadResult[] }> {
+async function measure(
+  sc: Scenario,
+  server: RpcServer,
+  round: string,
+  durationMs: number,
+  warmup = false,
+): Promise<Omit<Measured, "round"> & { raw: H2loadResult[] }> {
   const bodies = await sc.bodies(round);
   const h1 = sc.protocol === "Connect JSON h1";
   const m0 = server.metrics ? await server.metrics() : undefined;
@@ -259,7 +274,8 @@ async function measure(sc: Scenario, server: RpcServer, round: string, durationM
     if (notOkCalls && !warmup) console.log(`warning: ${sc.server} ${sc.protocol} ${sc.name}: the server answered ${JSON.stringify(serverCounted)}`);
   }
   const okCalls = calls - notOkCalls;
-  const sorted = (k: "p50" | "p99") => raw.reduce((m, r) => m + r[k] * r.succeeded, 0) / calls; // call-weighted across runs
+  // call-weighted across runs; a run in which no call finished has no latency to weigh
+  const sorted = (k: "p50" | "p99") => raw.reduce((m, r) => m + (r.succeeded ? r[k] * r.succeeded : 0), 0) / calls;
   return {
     scenario: `${sc.protocol} ${sc.name}`,
     server: sc.server,
@@ -290,7 +306,11 @@ function ratios(rows: Measured[]): { ratio: string; value: number; detail: strin
   const out: { ratio: string; value: number; detail: string }[] = [];
   const add = (ratio: string, a?: Measured, b?: Measured) => {
     if (!a || !b) return;
-    out.push({ ratio, value: a.perSecond / b.perSecond, detail: `${fmt(a.perSecond)} vs ${fmt(b.perSecond)} calls/s; CPU ${fmt(a.cpuMsPerCall)} vs ${fmt(b.cpuMsPerCall)} ms/call` });
+    out.push({
+      ratio,
+      value: a.perSecond / b.perSecond,
+      detail: `${fmt(a.perSecond)} vs ${fmt(b.perSecond)} calls/s; CPU ${fmt(a.cpuMsPerCall)} vs ${fmt(b.cpuMsPerCall)} ms/call`,
+    });
   };
   const g = "gRPC h2c Health/Check";
   const c = "Connect JSON h1 Health/Check";
@@ -323,7 +343,11 @@ function printRound(round: number, rows: Measured[]): void {
         "server CPU %": r.serverCpuPercent,
         "CPU ms/call": r.cpuMsPerCall,
         "h2load CPU %": r.loadCpuPercent,
-        "server counted": r.serverCounted ? Object.entries(r.serverCounted).map(([k, v]) => `${k} ${v}`).join(", ") : "-",
+        "server counted": r.serverCounted
+          ? Object.entries(r.serverCounted)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(", ")
+          : "-",
         "new users": r.newUsers ?? "",
         errors: r.errors,
         procs: r.processes,
@@ -356,7 +380,14 @@ async function main() {
       ...boxofficeScenarios(
         "boxoffice",
         get("boxoffice"),
-        new Set(["gRPC h2c:Health/Check", "gRPC h2c:IssueToken", "gRPC h2c:GetQueueStatus", "Connect JSON h1:Health/Check", "Connect JSON h1:IssueToken", "Connect JSON h1:ListConcerts"]),
+        new Set([
+          "gRPC h2c:Health/Check",
+          "gRPC h2c:IssueToken",
+          "gRPC h2c:GetQueueStatus",
+          "Connect JSON h1:Health/Check",
+          "Connect JSON h1:IssueToken",
+          "Connect JSON h1:ListConcerts",
+        ]),
       ),
     ];
     phase("baselines and boxoffice (embedded) serving");
@@ -374,7 +405,8 @@ async function main() {
           }),
         );
         const procs = servers.get(key)!.processCount();
-        if (w > 1 && procs < w) console.log(`note: ${key} runs as ${procs} process(es): this build does not start workers, so WORKERS=${w} measures one process`);
+        if (w > 1 && procs < w)
+          console.log(`note: ${key} runs as ${procs} process(es): this build does not start workers, so WORKERS=${w} measures one process`);
         scenarios.push(...boxofficeScenarios(key, get(key), new Set(["gRPC h2c:Health/Check", "gRPC h2c:IssueToken", "Connect JSON h1:ListConcerts"])));
       }
     }
@@ -433,9 +465,25 @@ async function main() {
       serverCounted: undefined,
     };
   });
-  console.log(table(med.map((r) => ({ server: r.server, call: r.scenario, "calls/s": r.perSecond, "p50 ms": r.p50, "p99 ms": r.p99, "CPU ms/call": r.cpuMsPerCall, procs: r.processes }))));
+  console.log(
+    table(
+      med.map((r) => ({
+        server: r.server,
+        call: r.scenario,
+        "calls/s": r.perSecond,
+        "p50 ms": r.p50,
+        "p99 ms": r.p99,
+        "CPU ms/call": r.cpuMsPerCall,
+        procs: r.processes,
+      })),
+    ),
+  );
   const perRound = Array.from({ length: ROUNDS }, (_, i) => ratios(all.filter((r) => r.round === i + 1)));
-  const summary = perRound[0].map((x, i) => ({ ratio: x.ratio, median: median(perRound.map((p) => p[i]?.value)), rounds: perRound.map((p) => p[i]?.value.toFixed(2)).join(" / ") }));
+  const summary = perRound[0].map((x, i) => ({
+    ratio: x.ratio,
+    median: median(perRound.map((p) => p[i]?.value)),
+    rounds: perRound.map((p) => p[i]?.value.toFixed(2)).join(" / "),
+  }));
   console.log(table(summary.map((s) => ({ ratio: s.ratio, median: s.median.toFixed(2), "each round": s.rounds }))));
   if (streams.length) {
     console.log(`\nmemory per open WatchQueueStatus stream (fresh embedded server each, ${WATCH} streams):`);
@@ -457,7 +505,11 @@ async function main() {
   const file = join(dir, `rpc-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(
     file,
-    JSON.stringify({ flags: { DURATION_MS, ROUNDS, CONNECTIONS, STREAMS, WORKERS, WATCH, LOG_LEVEL, ISSUE_RUNS }, rounds: all, medians: med, ratios: summary, streams }, null, 2),
+    JSON.stringify(
+      { flags: { DURATION_MS, ROUNDS, CONNECTIONS, STREAMS, WORKERS, WATCH, LOG_LEVEL, ISSUE_RUNS }, rounds: all, medians: med, ratios: summary, streams },
+      null,
+      2,
+    ),
   );
   console.log(`\nJSON: ${file}  (${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
 }

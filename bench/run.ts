@@ -83,23 +83,47 @@ function main() {
   };
 
   const q = ran.queue.result;
-  const levels: number[] = q ? Object.keys(q.statusP99 ?? {}).map(Number).sort((a, b) => a - b) : [];
+  const levels: number[] = q
+    ? Object.keys(q.statusP99 ?? {})
+        .map(Number)
+        .sort((a, b) => a - b)
+    : [];
   const top: number | undefined = levels[levels.length - 1];
   const h = ran.holds.result;
   const p = ran.payments.result;
   const o = ran.onsale.result;
   const rate = (r: OnsaleResult | undefined) => (r ? Object.values(r.rpcs).reduce((n, x) => n + x.calls, 0) / r.seconds : undefined);
   const rows = [
-    { ratio: `token issue ÷ bare RPC (${top?.toLocaleString("en-US")} waiting)`, value: pct(top === undefined ? undefined : q?.tokenIssueToBare?.[top]), aim: "≥ 50 %" },
-    { ratio: `status p99 at ${top?.toLocaleString("en-US")} ÷ at 1,000 waiting`, value: num(ratio(top === undefined ? undefined : q?.statusP99?.[top], q?.statusP99?.[1000]), 2), aim: "≤ 1.5" },
-    { ratio: `Redis bytes per waiting user (${top?.toLocaleString("en-US")})`, value: num(top === undefined ? undefined : q?.redisBytesPerWaitingUser?.[top]), aim: "≤ 150" },
+    {
+      ratio: `token issue ÷ bare RPC (${top?.toLocaleString("en-US")} waiting)`,
+      value: pct(top === undefined ? undefined : q?.tokenIssueToBare?.[top]),
+      aim: "≥ 50 %",
+    },
+    {
+      ratio: `status p99 at ${top?.toLocaleString("en-US")} ÷ at 1,000 waiting`,
+      value: num(ratio(top === undefined ? undefined : q?.statusP99?.[top], q?.statusP99?.[1000]), 2),
+      aim: "≤ 1.5",
+    },
+    {
+      ratio: `Redis bytes per waiting user (${top?.toLocaleString("en-US")})`,
+      value: num(top === undefined ? undefined : q?.redisBytesPerWaitingUser?.[top]),
+      aim: "≤ 150",
+    },
     { ratio: "server memory per open stream (KiB, RSS)", value: num(ratio(q?.streams?.rssBytesPerStream, 1024), 1), aim: "" },
     { ratio: "hold ÷ bare RPC (on-sale race)", value: pct(h?.holdToBare), aim: "≥ 30 %" },
     { ratio: "hold p99 (ms) in the race", value: num(h?.race?.rpc?.HoldSeat?.p99, 1), aim: "< 100" },
-    { ratio: "winners per seat", value: h ? (h.winners?.ok && h.winners?.free === 0 ? "exactly 1" : h.winners?.ok ? "≤ 1 (race cut short: seats left)" : "NOT 1") : "n/a", aim: "1" },
+    {
+      ratio: "winners per seat",
+      value: h ? (h.winners?.ok && h.winners?.free === 0 ? "exactly 1" : h.winners?.ok ? "≤ 1 (race cut short: seats left)" : "NOT 1") : "n/a",
+      aim: "1",
+    },
     ...(p?.levels ?? []).map((l) => ({ ratio: `payments ÷ pgbench TPS, ${l.clients} clients`, value: pct(l.ratio), aim: "≥ 60 %" })),
     { ratio: "3 instances ÷ 1 instance (all RPCs/s, on-sale flow)", value: num(ratio(rate(o?.three), rate(o?.one)), 2), aim: "report" },
-    { ratio: "on-sale errors (1 / 3 instances)", value: o ? `${Object.keys(o.one.errors).length} / ${o.three ? Object.keys(o.three.errors).length : "not run"}` : "n/a", aim: "0" },
+    {
+      ratio: "on-sale errors (1 / 3 instances)",
+      value: o ? `${Object.keys(o.one.errors).length} / ${o.three ? Object.keys(o.three.errors).length : "not run"}` : "n/a",
+      aim: "0",
+    },
     {
       ratio: "on-sale invariants (1 / 3 instances)",
       value: o ? `${o.one.invariants.ok ? "hold" : "VIOLATED"} / ${o.three ? (o.three.invariants.ok ? "hold" : "VIOLATED") : "not run"}` : "n/a",
@@ -107,7 +131,16 @@ function main() {
     },
   ];
   console.log(`\n======== summary (${QUICK ? "quick" : "full"}, ${((Date.now() - started) / 1000).toFixed(0)} s) ========`);
-  console.log(table(Object.entries(ran).map(([name, r]) => ({ scenario: name, "exit code": String(r.exitCode), seconds: r.seconds, "JSON written": r.result ? "yes" : "no" }))));
+  console.log(
+    table(
+      Object.entries(ran).map(([name, r]) => ({
+        scenario: name,
+        "exit code": String(r.exitCode),
+        seconds: r.seconds,
+        "JSON written": r.result ? "yes" : "no",
+      })),
+    ),
+  );
   console.log();
   console.log(table(rows));
   const file = join(RESULTS, `suite-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);

@@ -65,7 +65,8 @@ export function startPrimary(config: Config, log: Logger): Primary {
   const finish = async () => {
     await metrics?.close();
     log.info({ failed }, "stopped");
-    process.exit(failed ? 1 : 0);
+    // The workers share this stdout and may leave it non-blocking: pino then buffers what did not fit.
+    log.flush(() => process.exit(failed ? 1 : 0));
   };
 
   const drain = (signal: StopSignal, why?: string) => {

@@ -81,7 +81,13 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   const limits = createRateLimits(config.rateLimits, redis[0], log, metrics.registry);
   // The line lives on the first node.
   const store = redis.length ? createRedisQueueStore(redis[0], config.queue.redisPrefix) : createMemoryQueueStore();
-  const queue: Queue = new Queue(store, clock, config.queue, log, createQueueMetrics(metrics.registry, () => queue.openStreams));
+  const queue: Queue = new Queue(
+    store,
+    clock,
+    config.queue,
+    log,
+    createQueueMetrics(metrics.registry, () => queue.openStreams),
+  );
   if (overrides.startQueue ?? true) queue.start();
   const em = () => db.orm.em.fork();
   const catalog = createCatalogCache(clock, config.catalogCacheTtlMs);

@@ -59,7 +59,8 @@ async function serve(config: Config, log: Logger): Promise<(signal: StopSignal) 
       await server.close(); // the public port first, the metrics listener last
       await deps.close();
       log.info("stopped");
-      process.exit(0);
+      // Workers share stdout with the primary, which may leave it non-blocking: pino then buffers.
+      log.flush(() => process.exit(0));
     })().catch((err) => {
       log.error({ err }, "drain failed");
       process.exit(1);

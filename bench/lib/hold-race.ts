@@ -83,11 +83,7 @@ export interface Activation {
  * the real RPCs (the server must admit them: QUEUE_MAX_ACTIVE and
  * QUEUE_ADMIT_PER_SECOND high enough). Throws if not all are ACTIVE within `timeoutMs`.
  */
-export async function activateUsers(
-  clients: grpc.Client[],
-  userIds: string[],
-  o: { concurrency: number; timeoutMs: number },
-): Promise<Activation> {
+export async function activateUsers(clients: grpc.Client[], userIds: string[], o: { concurrency: number; timeoutMs: number }): Promise<Activation> {
   const started = performance.now();
   const deadline = started + o.timeoutMs;
   const tokens: string[] = new Array(userIds.length);
@@ -181,7 +177,7 @@ export async function raceForSeats(o: RaceOptions): Promise<RaceResult> {
 
   const call = <T>(name: string, refusals: ReadonlySet<string>, run: () => Promise<T>) => stats.time(name, refusals, run);
 
-  const userFlow = async (user: number): Promise<void | "refused"> => {
+  const userFlow = async (user: number): Promise<"refused" | undefined> => {
     const client = o.clients[user % o.clients.length];
     const meta = () => {
       const m = new grpc.Metadata();

@@ -123,14 +123,21 @@ export function probeGrpc(port: number, path: string, frame: Buffer): Promise<{ 
 }
 
 /** One Connect unary call over HTTP/1.1 with exactly the body given. */
-export async function probeConnect(port: number, path: string, body: Buffer, headers: Record<string, string>): Promise<{ status: number; json: any }> {
+/** The fields of Connect JSON answers the bench looks at. */
+export interface ConnectJson {
+  status?: string;
+  ticket?: { token?: string };
+  concerts?: unknown[];
+}
+
+export async function probeConnect(port: number, path: string, body: Buffer, headers: Record<string, string>): Promise<{ status: number; json: ConnectJson }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: "POST", body, headers });
   const text = await res.text();
-  let json: unknown;
+  let json: ConnectJson;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(text) as ConnectJson;
   } catch {
-    json = text;
+    json = { status: `not JSON: ${text.slice(0, 200)}` };
   }
   return { status: res.status, json };
 }

@@ -71,7 +71,9 @@ export async function measureStreamMemory(server: RpcServer, stack: StreamStack,
           }),
       ),
     );
-    closers.push(() => clients.forEach((c) => c.close()));
+    closers.push(() => {
+      for (const c of clients) c.close();
+    });
   } else {
     const client: Client<typeof QueueService> = createClient(
       QueueService,

@@ -158,7 +158,9 @@ function methodHandler(spec: MethodImplSpec, options: GrpcAdapterOptions): grpc.
 
 /** The client's messages of a client-streaming or bidi call, refusing one that does not decode. */
 async function* readMessages(call: grpc.ServerDuplexStream<unknown, unknown>): AsyncGenerator<unknown> {
-  for await (const message of call) {
+  // Not `for await (… of call)`: when the client half-closes, that destroys
+  // the whole duplex, and the status could no longer be written.
+  for await (const message of call.iterator({ destroyOnReturn: false })) {
     if (message instanceof Undecodable) throw message.error;
     yield message;
   }

@@ -29,9 +29,12 @@ export function createAdmissionRate(halfLifeMs: number): AdmissionRate {
   return {
     observe(round, now) {
       const previous = last;
-      last = { total: round.admittedTotal, at: now, generation: round.generation };
       // A store that lost its data counts from zero again: no difference to take.
-      if (!previous || previous.generation !== round.generation || round.admittedTotal < previous.total || now <= previous.at) return;
+      const comparable = previous !== undefined && previous.generation === round.generation && round.admittedTotal >= previous.total;
+      // Several rounds at one instant (a manual clock): what they admit counts with the next round that takes time.
+      if (comparable && now <= previous.at) return;
+      last = { total: round.admittedTotal, at: now, generation: round.generation };
+      if (!comparable) return;
       if (round.waiting === 0) return;
       const sample = (round.admittedTotal - previous.total) / (now - previous.at);
       const weight = rate === undefined ? 1 : 1 - 2 ** (-(now - observedAt) / halfLifeMs);

@@ -11,8 +11,11 @@ const callerOwns =
   (userId) =>
     checkTokenOwner(ctx.values.get(principalKey), userId);
 
+/** What the handlers use of the queue. */
+export type QueueRouteDeps = Pick<Queue, "issueToken" | "getStatus" | "watch">;
+
 /** Thin handlers. `draining` aborts when the server shuts down: open streams then end UNAVAILABLE. */
-export function registerQueueRoutes(router: ConnectRouter, queue: Queue, draining: AbortSignal): void {
+export function registerQueueRoutes(router: ConnectRouter, queue: QueueRouteDeps, draining: AbortSignal): void {
   router.service(QueueService, {
     async issueToken(req, ctx) {
       return { ticket: toQueueTicketInit(await queue.issueToken(actingUser(ctx, req.userId))) };

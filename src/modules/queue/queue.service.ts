@@ -1,5 +1,4 @@
 import { Code } from "@connectrpc/connect";
-import { QueueTicketSchema } from "../../../gen/boxoffice/queue/v1/queue_pb.js";
 import type { Clock } from "../../platform/clock.js";
 import { domainError, failedPrecondition, notFound } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
@@ -7,7 +6,8 @@ import { Reason } from "../../platform/reasons.js";
 import type { AdmissionLimits, AdmissionRound, IssuedTicket, QueueStore, RestorePolicy, StatusTouch, StoredTicket, TicketRef } from "./queue-store.js";
 import { createAdmissionRate, RATE_HALF_LIFE_ROUNDS, type AdmissionRate } from "./admission-rate.js";
 import { signToken, verifyToken } from "./queue-token.js";
-import { toQueueTicketInit } from "./queue.mapping.js";
+import { waitingTicketDetail } from "./queue.mapping.js";
+import type { Ticket } from "./ticket.js";
 import { fixedKeyRing, sharedKeyRing, type TokenKeyRing } from "./token-keys.js";
 
 export interface QueueSettings {
@@ -37,16 +37,7 @@ const RESTORE_MAX_AGE_MS = 6 * 3_600_000;
  */
 export type AuthorizeTokenUser = (userId: string) => void;
 
-/** What clients see of a ticket. */
-export interface Ticket {
-  token: string;
-  userId: string;
-  state: StoredTicket["state"];
-  position: number;
-  /** WAITING only; undefined until the rate can be estimated. */
-  estimatedWaitMs?: number;
-  expiresAt?: Date;
-}
+export type { Ticket } from "./ticket.js";
 
 export interface QueueObserver {
   onRound(round: AdmissionRound): void;
@@ -156,9 +147,7 @@ export class Queue {
     if (ticket.state === "EXPIRED") throw failedPrecondition(Reason.QUEUE_TOKEN_EXPIRED, "the queue token has expired; ask for a new one");
     if (ticket.state === "WAITING") {
       const metadata: Record<string, string> = { position: String(ticket.position) };
-      throw failedPrecondition(Reason.QUEUE_TOKEN_WAITING, `still waiting in the queue: ${ticket.position} ahead`, metadata, [
-        { desc: QueueTicketSchema, value: toQueueTicketInit(ticket) },
-      ]);
+      throw failedPrecondition(Reason.QUEUE_TOKEN_WAITING, `still waiting in the queue: ${ticket.position} ahead`, metadata, [waitingTicketDetail(ticket)]);
     }
     return ticket;
   }

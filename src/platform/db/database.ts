@@ -69,12 +69,7 @@ export type DatabaseSettings = Omit<Config["database"], "timeouts"> & { timeouts
  * and applies pending migrations. The schema is never synchronised from the
  * entities at run time: migrations are the only writer of DDL.
  */
-export async function openDatabase(
-  database: DatabaseSettings,
-  entities: EntityList,
-  log: Logger,
-  { migrate = true }: OpenOptions = {},
-): Promise<Database> {
+export async function openDatabase(database: DatabaseSettings, entities: EntityList, log: Logger, { migrate = true }: OpenOptions = {}): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let options: Options;
   if (database.url) {

@@ -145,7 +145,7 @@ function panel(state: State, app: App): (HTMLElement | null)[] {
   return [
     h("div", { class: "panel-eyebrow" }, "No seat picked yet"),
     h("h3", {}, "Tap a free seat on the map"),
-    h("p", { class: "muted small" }, "Colours show price bands. Striped seats are held by someone paying right now and may come back on sale; dark ones are sold."),
+    h("p", { class: "muted small" }, "Colours show price bands. Striped seats are held by someone paying right now and may come back on sale; crossed-out ones are sold."),
     state.balance !== undefined ? h("div", { class: "kv" }, h("span", {}, "Your balance"), h("strong", {}, won(state.balance))) : null,
   ];
 }

@@ -1,7 +1,7 @@
 import { Migration } from "@mikro-orm/migrations";
 
 /**
- * Seat holds (issue 4). The seat row carries its current hold and sale, so
+ * Seat holds. The seat row carries its current hold and sale, so
  * winning a seat is one conditional UPDATE of that row (the fencing check);
  * reservations keep the history and what payment will confirm.
  */

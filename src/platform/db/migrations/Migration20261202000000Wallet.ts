@@ -1,7 +1,7 @@
 import { Migration } from "@mikro-orm/migrations";
 
 /**
- * Wallets and their ledger (issue 5). The balance is a cache of the ledger
+ * Wallets and their ledger. The balance is a cache of the ledger
  * kept in the same transaction; the check constraint is the last word on
  * "never negative", the unique key on "one change per idempotency key".
  */

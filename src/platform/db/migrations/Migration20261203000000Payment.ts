@@ -1,6 +1,6 @@
 import { Migration } from "@mikro-orm/migrations";
 
-/** Payments (issue 5): one per reservation, one per (user, idempotency key). */
+/** Payments: one per reservation, one per (user, idempotency key). */
 export class Migration20261203000000Payment extends Migration {
   override async up(): Promise<void> {
     this.addSql(`
