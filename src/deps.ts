@@ -8,6 +8,7 @@ import { createMetrics, type Metrics } from "./platform/metrics.js";
 import { closeRedis, connectRedis, connectRedisSentinel, type Redis } from "./platform/redis.js";
 import { createCatalogCache, type CatalogCache } from "./modules/concert/catalog-cache.js";
 import { seedDemoCatalog } from "./modules/concert/demo-catalog.js";
+import type { ConcertRouteDeps } from "./modules/concert/concert.routes.js";
 import type { PaymentRouteDeps } from "./modules/payment/payment.routes.js";
 import { createMemoryQueueStore } from "./modules/queue/memory-queue-store.js";
 import { createQueueMetrics } from "./modules/queue/queue.metrics.js";
@@ -22,6 +23,7 @@ import { createRateLimits, type RateLimits } from "./rpc/rate-limit.js";
 
 /** Each module's own deps: a handler gets its module's, never the whole bag. */
 export interface ModuleDeps {
+  concert: ConcertRouteDeps;
   reservation: ReservationRouteDeps;
   payment: PaymentRouteDeps;
   wallet: WalletRouteDeps;
@@ -92,7 +94,15 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   const em = () => db.orm.em.fork();
   const catalog = createCatalogCache(clock, config.catalogCacheTtlMs);
   const modules: ModuleDeps = {
-    reservation: { em, clock, locks, hold: config.hold, metrics: createReservationMetrics(metrics.registry, em, clock) },
+    concert: { em, clock, catalog },
+    reservation: {
+      em,
+      clock,
+      locks,
+      hold: config.hold,
+      metrics: createReservationMetrics(metrics.registry, em, clock),
+      seatsChanged: (concertId) => catalog.seatsChanged(concertId),
+    },
     payment: { em, clock, log, expireQueueToken: (token) => queue.expireAfterPayment(token) },
     wallet: { em, clock, limits: config.wallet },
   };

@@ -44,7 +44,7 @@ export function createRoutes(deps: Deps, health: HealthState, draining: AbortSig
   const reflection = new ReflectionIndex(API_FILES, [...API_SERVICES.map((s) => s.typeName), Health.typeName, ...REFLECTION_SERVICES]);
   return (router: ConnectRouter) => {
     registerQueueRoutes(router, deps.queue, draining);
-    registerConcertRoutes(router, deps);
+    registerConcertRoutes(router, deps.modules.concert);
     registerReservationRoutes(router, deps.modules.reservation, createPayReservationHandler(deps.modules.payment));
     registerWalletRoutes(router, deps.modules.wallet);
     registerHealth(router, health, draining);

@@ -6,6 +6,7 @@ import { entities } from "../../src/entities";
 import { openDatabase, type Database } from "../../src/platform/db/database";
 import { errorReason } from "../../src/platform/errors";
 import { createLocalLocks, type Locks } from "../../src/platform/locks";
+import { createCatalogCache } from "../../src/modules/concert/catalog-cache";
 import type { ConcertRouteDeps } from "../../src/modules/concert/concert.routes";
 import type { PaymentRouteDeps } from "../../src/modules/payment/payment.routes";
 import type { ReservationRouteDeps } from "../../src/modules/reservation/reservation.routes";
@@ -114,7 +115,6 @@ export function routeDeps(s: SeededDatabase, clock: Clock): ConcertRouteDeps & R
   const em = () => s.orm.em.fork();
   const queue = new Queue(createMemoryQueueStore(), clock, s.config.queue, quietLog);
   return {
-    orm: s.orm,
     em,
     clock,
     locks: createLocalLocks(() => clock.now().getTime()),
@@ -122,5 +122,8 @@ export function routeDeps(s: SeededDatabase, clock: Clock): ConcertRouteDeps & R
     log: quietLog,
     expireQueueToken: (token) => queue.expireAfterPayment(token),
     metrics: createReservationMetrics(new Registry(), em, clock),
+    // As CATALOG_CACHE_TTL=0: every read goes to the database, so invalidation has nothing to drop.
+    catalog: createCatalogCache(clock, 0),
+    seatsChanged: () => undefined,
   };
 }

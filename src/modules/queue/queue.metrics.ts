@@ -3,8 +3,9 @@ import type { QueueObserver } from "./queue.service.js";
 
 /** Waiting room gauges and counters, updated once per admission round. */
 export function createQueueMetrics(registry: Registry, openStreams: () => number): QueueObserver {
-  const waiting = new Gauge({ name: "queue_waiting", help: "Tickets waiting in line", registers: [registry] });
-  const active = new Gauge({ name: "queue_active", help: "Tickets admitted and not expired", registers: [registry] });
+  // The line is shared (Redis): every worker reports the same figure, so under WORKERS the primary takes one, not their sum.
+  const waiting = new Gauge({ name: "queue_waiting", help: "Tickets waiting in line", registers: [registry], aggregator: "max" });
+  const active = new Gauge({ name: "queue_active", help: "Tickets admitted and not expired", registers: [registry], aggregator: "max" });
   new Gauge({
     name: "queue_open_streams",
     help: "WatchQueueStatus streams open on this instance",

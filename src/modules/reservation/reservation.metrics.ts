@@ -36,6 +36,8 @@ export function createReservationMetrics(registry: Registry, em: () => EntityMan
     name: "seats_held",
     help: "Seats under an unexpired hold (all instances; read from the database at scrape time)",
     registers: [registry],
+    // Every worker reads the same shared figure: under WORKERS, one of them is the answer, not their sum.
+    aggregator: "max",
     async collect() {
       const [row] = await em().execute<{ n: number }[]>(
         `select count(*)::int as n from seat where held_by_reservation_id is not null and hold_expires_at > ?`,

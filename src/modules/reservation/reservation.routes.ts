@@ -21,6 +21,8 @@ export interface ReservationRouteDeps {
   locks: Locks;
   hold: Config["hold"];
   metrics: ReservationMetrics;
+  /** After a committed hold or cancel: the concert's free-seat counts changed (drops its cached dates). */
+  seatsChanged(concertId: string): void;
 }
 
 /**
@@ -46,7 +48,10 @@ export function registerReservationRoutes(
           idempotencyKey: req.idempotencyKey,
         });
         if (existing) deps.metrics.answeredExisting();
-        else deps.metrics.granted(lock);
+        else {
+          deps.metrics.granted(lock);
+          deps.seatsChanged(req.concertId);
+        }
         return { reservation: toReservationInit(reservation) };
       } catch (err) {
         deps.metrics.refused(errorReason(err) ?? "ERROR");
@@ -55,7 +60,9 @@ export function registerReservationRoutes(
     },
     async cancelHold(req, ctx) {
       const { userId } = requireCaller(ctx);
-      return { reservation: toReservationInit(await cancelHold(deps.em(), deps.clock, userId, req.reservationId)) };
+      const reservation = await cancelHold(deps.em(), deps.clock, userId, req.reservationId);
+      deps.seatsChanged(reservation.concertId);
+      return { reservation: toReservationInit(reservation) };
     },
     async getReservation(req, ctx) {
       const r = await getReservation(deps.em(), deps.clock, req.reservationId);
