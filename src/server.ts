@@ -3,19 +3,19 @@ import { createServer as createHttp2Server, type Http2Session } from "node:http2
 import { setMaxListeners } from "node:events";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { TlsConfig } from "./config.js";
 import type { Deps } from "./deps.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { createDrainInterceptor, routeConnection, trackHttp1Calls, trackSession, type TrackedSession } from "./connections.js";
 import { serveMetrics, type MetricsServer } from "./platform/metrics.js";
-import { createHttpEndpoints, withCors, type Handler, type Response } from "./http-endpoints.js";
+import { createHttpEndpoints, withCors, type Response } from "./http-endpoints.js";
 import { createRoutes, createHealthState } from "./routes.js";
 import { ServingStatus, type HealthState } from "./rpc/health.js";
 import { createLoggingInterceptor } from "./rpc/logging.js";
 import { createCallContext, createGrpcCallValues, createInterceptors } from "./rpc/pipeline.js";
 import { captureServices, replayServices } from "./rpc/registry.js";
 import { createGrpcEndpoint } from "./grpc-server.js";
+import { createConnectHandler } from "./connect-handler.js";
 import { accountRefusedCalls, markPipelineEntered, pipelineEnteredKey } from "./rpc/refused-calls.js";
 
 
@@ -70,7 +70,7 @@ export function createServer(deps: Deps): AppServer {
   const services = captureServices(createRoutes(deps, health, draining.signal));
   const pipeline = [drain, ...createInterceptors({ ...deps, trustProxyHops: limits.trustProxyHops })];
   const httpEndpoints = createHttpEndpoints(health, deps.config.pageDir);
-  const connect = connectNodeAdapter({
+  const connect = createConnectHandler({
     routes: (router) => {
       replayServices(services, router);
       accountRefusedCalls(router, deps.log, deps.metrics);
@@ -79,8 +79,9 @@ export function createServer(deps: Deps): AppServer {
     contextValues: (req) => callContext(req).set(pipelineEnteredKey, { entered: false }),
     readMaxBytes: MAX_MESSAGE_BYTES,
     fallback: (req, res) => httpEndpoints(req, res as Response),
+    log: deps.log,
   });
-  const handler = withCors(deps.config, connect as Handler);
+  const handler = withCors(deps.config, connect);
 
   const h2 = createHttp2Server({ settings: { maxConcurrentStreams: limits.http2MaxConcurrentStreams } }, handler);
   const sessions = new Map<Http2Session, TrackedSession>();
