@@ -1,9 +1,9 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { DescFile } from "@bufbuild/protobuf";
-import { ConcertService, file_boxoffice_concert_v1_concert_service } from "../gen/boxoffice/concert/v1/concert_service_pb.js";
-import { QueueService, file_boxoffice_queue_v1_queue_service } from "../gen/boxoffice/queue/v1/queue_service_pb.js";
-import { ReservationService, file_boxoffice_reservation_v1_reservation_service } from "../gen/boxoffice/reservation/v1/reservation_service_pb.js";
-import { WalletService, file_boxoffice_wallet_v1_wallet_service } from "../gen/boxoffice/wallet/v1/wallet_service_pb.js";
+import { file_boxoffice_concert_v1_concert_service } from "../gen/boxoffice/concert/v1/concert_service_pb.js";
+import { file_boxoffice_queue_v1_queue_service } from "../gen/boxoffice/queue/v1/queue_service_pb.js";
+import { file_boxoffice_reservation_v1_reservation_service } from "../gen/boxoffice/reservation/v1/reservation_service_pb.js";
+import { file_boxoffice_wallet_v1_wallet_service } from "../gen/boxoffice/wallet/v1/wallet_service_pb.js";
 import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
 import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -16,10 +16,11 @@ import { registerQueueRoutes } from "./modules/queue/queue.routes.js";
 import { registerReservationRoutes } from "./modules/reservation/reservation.routes.js";
 import { registerWalletRoutes } from "./modules/wallet/wallet.routes.js";
 import { HealthState, registerHealth } from "./rpc/health.js";
+import { BOXOFFICE_SERVICES } from "./rpc/method-options.js";
 import { REFLECTION_SERVICES, ReflectionIndex, registerReflection } from "./rpc/reflection.js";
 
 /** The public API: what health reports on and reflection describes. */
-export const API_SERVICES = [QueueService, ConcertService, ReservationService, WalletService];
+export const API_SERVICES = BOXOFFICE_SERVICES;
 
 const API_FILES: DescFile[] = [
   file_boxoffice_queue_v1_queue_service,
