@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { MikroORM } from "@mikro-orm/postgresql";
 import { startPostgres } from "../test/harness/services";
+import { entities } from "../src/entities";
 import { ormOptions } from "../src/platform/db/database";
 import { payReservation } from "../src/modules/payment/payment.service";
 import { systemClock } from "../src/platform/clock";
@@ -28,7 +29,7 @@ const PRICE = 50_000;
 
 async function main() {
   const pg = await startPostgres();
-  const orm = await MikroORM.init(ormOptions({ clientUrl: pg.adminUrl }, 8));
+  const orm = await MikroORM.init(ormOptions(entities, { clientUrl: pg.adminUrl }, 8));
   await orm.getMigrator().up();
   const em = orm.em.fork();
   const total = (ROUNDS + 1) * N;

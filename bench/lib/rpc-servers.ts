@@ -14,6 +14,12 @@ import type { BaselineKind } from "./rpc-baseline-server";
 import { treeCpuSeconds } from "./proc-cpu";
 
 const ROOT = join(__dirname, "..", "..");
+/**
+ * Where boxoffice is started from: this checkout, or BENCH_SERVER_ROOT (a
+ * `git worktree` of another commit, with node_modules) to measure that
+ * commit's server with this commit's benchmark and baselines in one run.
+ */
+const SERVER_ROOT = process.env.BENCH_SERVER_ROOT ?? ROOT;
 
 export interface RpcServer {
   label: string;
@@ -162,7 +168,7 @@ export async function startBoxoffice(o: BoxofficeOptions): Promise<RpcServer> {
   const logFile = join(dir, "server.log");
   const logFd = openSync(logFile, "a");
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    cwd: ROOT,
+    cwd: SERVER_ROOT,
     env: {
       ...process.env,
       HOST: "127.0.0.1",
