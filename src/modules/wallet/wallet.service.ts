@@ -3,8 +3,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Clock } from "../../platform/clock.js";
 import { failedPrecondition, invalidArgument } from "../../platform/errors.js";
 import { Reason } from "../../platform/reasons.js";
-import { WalletEntry, type WalletEntryKind } from "./wallet-entry.entity.js";
-import { Wallet } from "./wallet.entity.js";
+import { Wallet, WalletEntry, type WalletEntryKind } from "./wallet.entity.js";
 
 export interface WalletLimits {
   chargeMax: number;
