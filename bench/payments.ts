@@ -92,7 +92,13 @@ function client(port: number, i: number): grpc.Client {
 async function prepare(db: Client, store: QueueStore, redis: Redis, key: Buffer, tag: string, n: number): Promise<Ready[]> {
   const now = new Date();
   const expires = new Date(now.getTime() + 3_600_000);
-  const { concertId } = await seedShow(db, { concertId: `bench-pay-${tag}`, dates: Math.ceil(n / 50), seatsPerDate: 50, price: PRICE, firstDate: "2030-01-01" });
+  const { concertId } = await seedShow(db, {
+    concertId: `bench-pay-${tag}`,
+    dates: Math.ceil(n / 50),
+    seatsPerDate: 50,
+    price: PRICE,
+    firstDate: "2030-01-01",
+  });
   await db.query("begin");
   const { rows } = await db.query<{ id: string; user_id: string }>(
     `insert into reservation (id, user_id, seat_id, amount, status, hold_expires_at, created_at)
@@ -206,7 +212,11 @@ async function pgbench(pgbin: string, port: number, clients: number, secs: numbe
   clearInterval(sampler);
   const summary = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(r.out);
   if (r.code !== 0 || !summary) throw new Error(`pgbench failed (${r.code}):\n${r.out}`);
-  const progress = [...r.out.matchAll(/progress: ([\d.]+) s, ([\d.]+) tps, lat ([\d.]+) ms/g)].map((m) => ({ at: Number(m[1]), tps: Number(m[2]), lat: Number(m[3]) }));
+  const progress = [...r.out.matchAll(/progress: ([\d.]+) s, ([\d.]+) tps, lat ([\d.]+) ms/g)].map((m) => ({
+    at: Number(m[1]),
+    tps: Number(m[2]),
+    lat: Number(m[3]),
+  }));
   const first = progress.findIndex((p) => p.tps > 0);
   const steady = first >= 0 ? progress.slice(first + 2) : [];
   if (steady.length === 0) throw new Error(`pgbench gave no steady-state progress lines:\n${r.out}`);
@@ -256,7 +266,16 @@ async function main() {
   if (PROFILE) mkdirSync(profileDir, { recursive: true });
   const db = new Client({ connectionString: pg.adminUrl });
   let server: ServerProcess | undefined;
-  const results: Record<string, unknown> = { quick: QUICK, secs: SECS, history: HISTORY, pgbenchScale: SCALE, dbPoolMax: Number(POOL), idempotencyKey: WITH_KEY, profile: PROFILE, levels: [] };
+  const results: Record<string, unknown> = {
+    quick: QUICK,
+    secs: SECS,
+    history: HISTORY,
+    pgbenchScale: SCALE,
+    dbPoolMax: Number(POOL),
+    idempotencyKey: WITH_KEY,
+    profile: PROFILE,
+    levels: [],
+  };
   const rows: Record<string, string | number>[] = [];
   const windows: Window[] = [];
   let failed = false;
@@ -334,7 +353,9 @@ async function main() {
       const benchCpuUs = process.cpuUsage(benchCpu0);
       const benchCpu = (benchCpuUs.user + benchCpuUs.system) / 1e6;
 
-      const [{ n: confirmed }] = (await db.query<{ n: string }>(`select count(*) as n from reservation where user_id like $1 and status = 'CONFIRMED'`, [`${tag}-%`])).rows;
+      const [{ n: confirmed }] = (
+        await db.query<{ n: string }>(`select count(*) as n from reservation where user_id like $1 and status = 'CONFIRMED'`, [`${tag}-%`])
+      ).rows;
       const inv = await checkInvariants(pg.adminUrl);
       const ratio = pay.perSecond / base.tps;
       const ranOut = pay.calls + pay.errors >= ready.length;
@@ -385,7 +406,9 @@ async function main() {
     console.log("\n" + table(rows));
     const last = (results.levels as { clients: number; ratio: number }[]).map((l) => `${l.clients}: ${(100 * l.ratio).toFixed(0)} %`).join(", ");
     console.log(`\npayments ÷ pgbench TPC-B (scale ${SCALE}, -M prepared, same run, same PostgreSQL): ${last} (aim ≥ 60 %)`);
-    console.log(`server DB pool ${POOL}; ${WITH_KEY ? "each payment carries an idempotency key" : "no idempotency keys"}; load generator shares the machine's cores`);
+    console.log(
+      `server DB pool ${POOL}; ${WITH_KEY ? "each payment carries an idempotency key" : "no idempotency keys"}; load generator shares the machine's cores`,
+    );
   } finally {
     await db.end().catch(() => undefined);
     redis.disconnect();
@@ -406,7 +429,10 @@ async function main() {
   }
   mkdirSync(resultsDir, { recursive: true });
   const out = join(resultsDir, `payments-${stamp}.json`);
-  writeFileSync(out, JSON.stringify(results, (_k, v) => (typeof v === "bigint" ? String(v) : v), 2));
+  writeFileSync(
+    out,
+    JSON.stringify(results, (_k, v) => (typeof v === "bigint" ? String(v) : v), 2),
+  );
   console.log(`\nJSON: ${out}  (${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
   clearInterval(keepAlive);
   process.exit(failed ? 1 : 0);

@@ -87,9 +87,7 @@ export function imageOf(bytes: Uint8Array, source: string): Image {
       return d;
     },
     rpcs() {
-      return [...registry]
-        .filter((t): t is DescService => t.kind === "service" && t.typeName.startsWith("boxoffice."))
-        .flatMap((s) => s.methods);
+      return [...registry].filter((t): t is DescService => t.kind === "service" && t.typeName.startsWith("boxoffice.")).flatMap((s) => s.methods);
     },
   };
 }
@@ -100,8 +98,7 @@ function reasonName(reasons: DescEnum, name: string): string {
   return v.name.slice(REASON_PREFIX.length);
 }
 
-const reasonNames = (reasons: DescEnum): Set<string> =>
-  new Set(reasons.values.filter((v) => v.number !== 0).map((v) => v.name.slice(REASON_PREFIX.length)));
+const reasonNames = (reasons: DescEnum): Set<string> => new Set(reasons.values.filter((v) => v.number !== 0).map((v) => v.name.slice(REASON_PREFIX.length)));
 
 /** The leading comment of an RPC, from its file's source info (path: service 6, index, method 2, index). */
 function commentOf(method: DescMethod): string {

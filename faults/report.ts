@@ -47,10 +47,20 @@ export function details(r: ScenarioReport): string {
     out.push(`  fault: at +${r.fault.startOffsetMs} ms, over after ${r.fault.durationMs} ms${notes.length ? `; ${notes.join("; ")}` : ""}`);
   }
   if (r.calls) {
-    out.push(`  calls: ${r.calls.attempted} attempted, ${r.calls.ok} ok, ${r.calls.failed} failed; ${r.calls.retried} calls retried (${r.calls.retries} retries)`);
+    out.push(
+      `  calls: ${r.calls.attempted} attempted, ${r.calls.ok} ok, ${r.calls.failed} failed; ${r.calls.retried} calls retried (${r.calls.retries} retries)`,
+    );
     out.push(`  failed by code: ${top(r.calls.failedBy)}`);
-    out.push(`  by RPC (ok/attempted): ${Object.entries(r.calls.byRpc).map(([k, v]) => `${k} ${v.ok}/${v.attempted}`).join(", ")}`);
-    out.push(`  by protocol (ok/attempted): ${Object.entries(r.calls.byProtocol).map(([k, v]) => `${k} ${v.ok}/${v.attempted}`).join(", ")}`);
+    out.push(
+      `  by RPC (ok/attempted): ${Object.entries(r.calls.byRpc)
+        .map(([k, v]) => `${k} ${v.ok}/${v.attempted}`)
+        .join(", ")}`,
+    );
+    out.push(
+      `  by protocol (ok/attempted): ${Object.entries(r.calls.byProtocol)
+        .map(([k, v]) => `${k} ${v.ok}/${v.attempted}`)
+        .join(", ")}`,
+    );
   }
   if (r.availability) {
     const a = r.availability;
@@ -84,8 +94,10 @@ export function details(r: ScenarioReport): string {
     for (const e of c.unansweredHoldExamples) out.push(`    hold nobody got an answer for: ${e}`);
   }
   if (r.phasesMs) out.push(`  time: setup ${r.phasesMs.setup} ms (servers, seats), load ${r.phasesMs.load} ms, checks ${r.phasesMs.checks} ms`);
-  if (r.loadAverage) out.push(`  machine load (1-min average, ${cpus().length} cores): ${r.loadAverage.atFault} at the fault, ${r.loadAverage.atEnd} at the end`);
-  if (r.outcomes) out.push(`  buyer rounds: ${top(r.outcomes, 10)}${r.holdKeySent === false ? " (HoldSeat sent without idempotency_key: the schema has none)" : ""}`);
+  if (r.loadAverage)
+    out.push(`  machine load (1-min average, ${cpus().length} cores): ${r.loadAverage.atFault} at the fault, ${r.loadAverage.atEnd} at the end`);
+  if (r.outcomes)
+    out.push(`  buyer rounds: ${top(r.outcomes, 10)}${r.holdKeySent === false ? " (HoldSeat sent without idempotency_key: the schema has none)" : ""}`);
   if (r.loadProcessErrors?.length) out.push(`  load processes: ${r.loadProcessErrors.join("; ")}`);
   return out.join("\n");
 }

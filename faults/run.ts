@@ -40,8 +40,7 @@ function parseArgs(argv: string[]): Args {
       const [k, ...v] = value().split("=");
       if (!/^[A-Z][A-Z0-9_]*$/.test(k) || !v.length) throw new Error(`--env wants NAME=value, got ${k}`);
       args.env[k] = v.join("=");
-    }
-    else if (a === "--help") {
+    } else if (a === "--help") {
       console.log(`usage: npm run faults -- [--quick] [--scenario NAME]... [--env NAME=value]... [--out DIR]\nscenarios: ${scenarioNames().join(", ")}`);
       process.exit(0);
     } else throw new Error(`unknown option ${a} (try --help)`);

@@ -252,7 +252,9 @@ export const SCENARIOS: Scenario[] = [
       await sleep(300);
       const leftovers = tree.filter(alive);
       const drained = !!topDone && serverExitMs !== undefined && leftovers.length === 0;
-      log(`  SIGTERM to ${b.launch.kind === "command" ? b.launch.argv.join(" ") : "B"} (pid ${top.pid}): ${drained ? "drained and exited" : "did NOT drain and exit"}`);
+      log(
+        `  SIGTERM to ${b.launch.kind === "command" ? b.launch.argv.join(" ") : "B"} (pid ${top.pid}): ${drained ? "drained and exited" : "did NOT drain and exit"}`,
+      );
       if (!drained) await b.stop(1000); // what an orchestrator does after its timeout: SIGKILL
       const stoppedAt = Date.now();
       const notes: FaultWindow["notes"] = {

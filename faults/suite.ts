@@ -212,7 +212,14 @@ async function runScenario(
     // A first, alone: it applies the migrations.
     servers.push(await createServerInstance("A", env, join(outDir, `${s.name}-server-A.log`)));
     await servers[0].start();
-    servers.push(await createServerInstance("B", env, join(outDir, `${s.name}-server-B.log`), s.launchB === "readme" ? { kind: "command", argv: readme.argv } : { kind: "tsx" }));
+    servers.push(
+      await createServerInstance(
+        "B",
+        env,
+        join(outDir, `${s.name}-server-B.log`),
+        s.launchB === "readme" ? { kind: "command", argv: readme.argv } : { kind: "tsx" },
+      ),
+    );
     await servers[1].start();
     // Enough seats that no two buyers ever want the same one, however long the load runs:
     // every refusal is the fault's doing.

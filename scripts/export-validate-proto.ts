@@ -55,7 +55,9 @@ function printEnum(e: EnumDescriptorProto, indent: string): string[] {
 
 function printField(f: FieldDescriptorProto, indent: string, inOneof: boolean): string {
   const label = inOneof ? "" : f.label === Label.REPEATED ? "repeated " : f.label === Label.REQUIRED ? "required " : "optional ";
-  const dflt = isFieldSet(f, FieldDescriptorProtoSchema.field.defaultValue) ? ` [default = ${f.type === Type.STRING ? JSON.stringify(f.defaultValue) : f.defaultValue}]` : "";
+  const dflt = isFieldSet(f, FieldDescriptorProtoSchema.field.defaultValue)
+    ? ` [default = ${f.type === Type.STRING ? JSON.stringify(f.defaultValue) : f.defaultValue}]`
+    : "";
   return `${indent}${label}${typeOf(f)} ${f.name} = ${f.number}${dflt};`;
 }
 
@@ -75,7 +77,8 @@ function printMessage(m: DescriptorProto, indent: string): string[] {
       if (printedOneofs.has(f.oneofIndex)) continue;
       printedOneofs.add(f.oneofIndex);
       out.push(`${inner}oneof ${m.oneofDecl[f.oneofIndex].name} {`);
-      for (const g of m.field.filter((x) => isFieldSet(x, FieldDescriptorProtoSchema.field.oneofIndex) && x.oneofIndex === f.oneofIndex)) out.push(printField(g, inner + "  ", true));
+      for (const g of m.field.filter((x) => isFieldSet(x, FieldDescriptorProtoSchema.field.oneofIndex) && x.oneofIndex === f.oneofIndex))
+        out.push(printField(g, inner + "  ", true));
       out.push(`${inner}}`);
       continue;
     }

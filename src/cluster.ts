@@ -131,8 +131,7 @@ export function startPrimary(config: Config, log: Logger): Primary {
       log.info({ host: config.metrics.host, port: metrics.port, workers: config.workers }, "serving Prometheus metrics at /metrics, summed over the workers");
     } else log.info("Prometheus metrics are off (METRICS_PORT=off)");
     for (let i = 0; i < config.workers && !draining; i++) await fork();
-    if (!draining)
-      log.info({ port, host: config.host, workers: [...workers.keys()].map((w) => w.process.pid) }, "every worker serving");
+    if (!draining) log.info({ port, host: config.host, workers: [...workers.keys()].map((w) => w.process.pid) }, "every worker serving");
   })().catch((err) => {
     log.error({ err }, "cluster failed to start");
     failed = true;

@@ -40,12 +40,7 @@ const duration = (fallback: string, minMs: number) =>
 
 /** Digits only: " " or "8e3" are mistakes, not numbers. */
 const int = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z
-    .string()
-    .regex(/^\d+$/, "must be a whole number")
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max))
-    .prefault(String(fallback));
+  z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().int().min(min).max(max)).prefault(String(fallback));
 
 const list = z
   .string()
@@ -120,10 +115,18 @@ const tokenSecrets = z
   .default("")
   .transform((v, ctx) => {
     const secrets: Buffer[] = [];
-    for (const item of v.split(",").map((s) => s.trim()).filter(Boolean)) {
+    for (const item of v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const b64 = /^base64:(.*)$/.exec(item);
       const bytes = b64 ? Buffer.from(b64[1], "base64") : Buffer.from(item);
-      const why = b64 && bytes.toString("base64").replace(/=+$/, "") !== b64[1].replace(/=+$/, "") ? "is not base64" : bytes.length < 32 ? "is shorter than 32 bytes" : undefined;
+      const why =
+        b64 && bytes.toString("base64").replace(/=+$/, "") !== b64[1].replace(/=+$/, "")
+          ? "is not base64"
+          : bytes.length < 32
+            ? "is shorter than 32 bytes"
+            : undefined;
       if (why) {
         ctx.addIssue({ code: "custom", message: `secret ${secrets.length + 1} ${why}` });
         return z.NEVER;
@@ -344,14 +347,23 @@ function authConfig(e: Parsed, serving: boolean): AuthConfig {
   if (mode === "none") return { mode };
   const missing = (["AUTH_JWKS", "AUTH_ISSUER", "AUTH_AUDIENCE"] as const).filter((k) => !e[k]);
   if (missing.length) throw new ConfigError(`invalid configuration:\n${missing.map((k) => `  ${k}: required with AUTH_MODE=jwt`).join("\n")}`);
-  return { mode, jwks: e.AUTH_JWKS!, issuer: e.AUTH_ISSUER!, audience: e.AUTH_AUDIENCE!, clockToleranceMs: e.AUTH_CLOCK_TOLERANCE, jwksCooldownMs: e.AUTH_JWKS_COOLDOWN };
+  return {
+    mode,
+    jwks: e.AUTH_JWKS!,
+    issuer: e.AUTH_ISSUER!,
+    audience: e.AUTH_AUDIENCE!,
+    clockToleranceMs: e.AUTH_CLOCK_TOLERANCE,
+    jwksCooldownMs: e.AUTH_JWKS_COOLDOWN,
+  };
 }
 
 /** Reads the PEM files at start, so a wrong path or a key that does not match the certificate stops the boot, not the first handshake. */
 function tlsConfig(e: Parsed, serving: boolean): TlsConfig | undefined {
   if (!e.TLS_CERT_FILE && !e.TLS_KEY_FILE) return undefined;
   if (!e.TLS_CERT_FILE || !e.TLS_KEY_FILE)
-    throw new ConfigError(`invalid configuration:\n  ${e.TLS_CERT_FILE ? "TLS_KEY_FILE" : "TLS_CERT_FILE"}: required with ${e.TLS_CERT_FILE ? "TLS_CERT_FILE" : "TLS_KEY_FILE"} (set both for TLS, or neither)`);
+    throw new ConfigError(
+      `invalid configuration:\n  ${e.TLS_CERT_FILE ? "TLS_KEY_FILE" : "TLS_CERT_FILE"}: required with ${e.TLS_CERT_FILE ? "TLS_CERT_FILE" : "TLS_KEY_FILE"} (set both for TLS, or neither)`,
+    );
   // A one-shot command does not listen.
   if (!serving) return undefined;
   const read = (name: "TLS_CERT_FILE" | "TLS_KEY_FILE") => {
@@ -365,7 +377,9 @@ function tlsConfig(e: Parsed, serving: boolean): TlsConfig | undefined {
   try {
     createSecureContext(tls);
   } catch (err) {
-    throw new ConfigError(`invalid configuration:\n  TLS_CERT_FILE, TLS_KEY_FILE: not a usable PEM certificate and matching private key (${(err as Error).message})`);
+    throw new ConfigError(
+      `invalid configuration:\n  TLS_CERT_FILE, TLS_KEY_FILE: not a usable PEM certificate and matching private key (${(err as Error).message})`,
+    );
   }
   return tls;
 }

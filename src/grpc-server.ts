@@ -50,6 +50,7 @@ export function createGrpcEndpoint(services: RegisteredService[], options: GrpcE
  */
 function internalHttp2Servers(server: grpc.Server): Map<Http2Server, unknown> {
   const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
-  if (!(servers instanceof Map)) throw new Error("grpc-js (the version pinned in package.json): Server.http2Servers is not a Map; the connection hygiene needs it");
+  if (!(servers instanceof Map))
+    throw new Error("grpc-js (the version pinned in package.json): Server.http2Servers is not a Map; the connection hygiene needs it");
   return servers as Map<Http2Server, unknown>;
 }

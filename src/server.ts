@@ -18,7 +18,6 @@ import { createGrpcEndpoint } from "./grpc-server.js";
 import { createConnectHandler } from "./connect-handler.js";
 import { accountRefusedCalls, markPipelineEntered, pipelineEnteredKey } from "./rpc/refused-calls.js";
 
-
 export interface AppServer {
   health: HealthState;
   /** Resolves with the bound port (useful with port 0); also starts the metrics listener when configured. */
@@ -157,11 +156,12 @@ export function createServer(deps: Deps): AppServer {
       handingOver = undefined;
     }
   };
-  const tcp = deps.config.tls ? createTlsListener(deps.config.tls, limits.headersTimeoutMs, accept, handOver) : createNetServer((socket) => {
-    const headDeadline = accept(socket);
-    routeConnection(socket, (isH2) => handOver(socket, isH2, headDeadline));
-  });
-
+  const tcp = deps.config.tls
+    ? createTlsListener(deps.config.tls, limits.headersTimeoutMs, accept, handOver)
+    : createNetServer((socket) => {
+        const headDeadline = accept(socket);
+        routeConnection(socket, (isH2) => handOver(socket, isH2, headDeadline));
+      });
 
   let metrics: MetricsServer | undefined;
   return {

@@ -60,7 +60,8 @@ export async function buildWeb(outDir: string = DIST_DIR): Promise<WebBuildRepor
   }
 
   const files: WebBuildReport["files"] = {};
-  for (const name of ["index.html", "app.js", "app.css"]) files[name] = { bytes: out[name].byteLength, gzipBytes: gzipSync(out[name], { level: 9 }).byteLength };
+  for (const name of ["index.html", "app.js", "app.css"])
+    files[name] = { bytes: out[name].byteLength, gzipBytes: gzipSync(out[name], { level: 9 }).byteLength };
   const sources: Record<string, number> = {};
   const js = Object.entries(result.metafile.outputs).find(([p]) => p.endsWith("app.js"))![1];
   for (const [path, { bytesInOutput }] of Object.entries(js.inputs)) {
@@ -72,7 +73,13 @@ export async function buildWeb(outDir: string = DIST_DIR): Promise<WebBuildRepor
 }
 
 /** What the page is built from: its sources, the client package's, and the dependency tree. */
-const INPUTS = [join(WEB_DIR, "src"), join(WEB_DIR, "index.html"), join(WEB_DIR, "build.ts"), join(WEB_DIR, "../packages/client/src"), join(WEB_DIR, "../package-lock.json")];
+const INPUTS = [
+  join(WEB_DIR, "src"),
+  join(WEB_DIR, "index.html"),
+  join(WEB_DIR, "build.ts"),
+  join(WEB_DIR, "../packages/client/src"),
+  join(WEB_DIR, "../package-lock.json"),
+];
 
 /** Whether `outDir` is missing a build or is older than any of its inputs. */
 export function isStale(outDir: string = DIST_DIR): boolean {
@@ -103,9 +110,11 @@ if (require.main === module) {
     .then((r) => {
       const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
       process.stdout.write(`built ${relative(process.cwd(), r.dir)}/\n`);
-      for (const [name, f] of Object.entries(r.files)) process.stdout.write(`  ${name.padEnd(11)} ${kb(f.bytes).padStart(9)} minified ${kb(f.gzipBytes).padStart(8)} gzip\n`);
+      for (const [name, f] of Object.entries(r.files))
+        process.stdout.write(`  ${name.padEnd(11)} ${kb(f.bytes).padStart(9)} minified ${kb(f.gzipBytes).padStart(8)} gzip\n`);
       process.stdout.write(`app.js by source:\n`);
-      for (const [name, bytes] of Object.entries(r.sources).sort((a, b) => b[1] - a[1])) process.stdout.write(`  ${name.padEnd(26)} ${kb(bytes).padStart(9)}\n`);
+      for (const [name, bytes] of Object.entries(r.sources).sort((a, b) => b[1] - a[1]))
+        process.stdout.write(`  ${name.padEnd(26)} ${kb(bytes).padStart(9)}\n`);
     })
     .catch((err) => {
       process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);

@@ -50,7 +50,10 @@ process.on("message", (m) => {
 
 // Several connections per instance, so thousands of streams are not all on one HTTP/2 session.
 const clients = input.ports.map((port) =>
-  Array.from({ length: 4 }, (_, i) => new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1, "onsale.conn": i })),
+  Array.from(
+    { length: 4 },
+    (_, i) => new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1, "onsale.conn": i }),
+  ),
 );
 
 const count = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
@@ -128,19 +131,24 @@ async function buyer(i: number): Promise<void> {
   const md = new grpc.Metadata();
   md.set("x-queue-token", ticket.token);
   for (let attempt = 0; attempt < input.maxHoldAttempts && Date.now() < input.deadline; attempt++) {
-    const { dates } = (await call("ListAvailableDates", () => unary(client, ConcertService.method.listAvailableDates, { concertId: input.concertId }, md))).message;
+    const { dates } = (await call("ListAvailableDates", () => unary(client, ConcertService.method.listAvailableDates, { concertId: input.concertId }, md)))
+      .message;
     const open = dates.filter((d) => d.availableSeats > 0);
     if (open.length === 0) {
       count(report.outcomes, "admitted, found it sold out");
       return;
     }
     const date = open[Math.floor(Math.random() * open.length)].date;
-    const { seats } = (await call("ListAvailableSeats", () => unary(client, ConcertService.method.listAvailableSeats, { concertId: input.concertId, date }, md))).message;
+    const { seats } = (
+      await call("ListAvailableSeats", () => unary(client, ConcertService.method.listAvailableSeats, { concertId: input.concertId, date }, md))
+    ).message;
     if (seats.length === 0) continue;
     const seat = seats[Math.floor(Math.random() * seats.length)];
     let reservationId: string;
     try {
-      const held = await call("HoldSeat", () => unary(client, ReservationService.method.holdSeat, { concertId: input.concertId, date, seatNumber: seat.seatNumber }, md));
+      const held = await call("HoldSeat", () =>
+        unary(client, ReservationService.method.holdSeat, { concertId: input.concertId, date, seatNumber: seat.seatNumber }, md),
+      );
       reservationId = held.message.reservation!.reservationId;
     } catch (err) {
       if (err instanceof Refused) continue; // someone else was faster: try another seat

@@ -9,15 +9,18 @@ import type { Session } from "../session.js";
 export async function detectMode(ctx: Pick<Ctx, "report" | "image">, probe: Session): Promise<"none" | "jwt" | undefined> {
   const { report, image } = ctx;
   const m = rpc(image, "wallet", "GetBalance");
-  return report.check("GetBalance naming nobody, no bearer token: INVALID_ARGUMENT USER_ID_REQUIRED (AUTH_MODE=none) or UNAUTHENTICATED AUTH_TOKEN_MISSING (jwt)", async () => {
-    const err = await probe.refusal(m, {}, { bearer: null });
-    if (errorInfoOf(image, err)?.reason === image.reason("AUTH_TOKEN_MISSING")) {
-      expectRefusal(image, m, err, Code.Unauthenticated, "AUTH_TOKEN_MISSING");
-      return "jwt";
-    }
-    expectRefusal(image, m, err, Code.InvalidArgument, "USER_ID_REQUIRED");
-    return "none";
-  });
+  return report.check(
+    "GetBalance naming nobody, no bearer token: INVALID_ARGUMENT USER_ID_REQUIRED (AUTH_MODE=none) or UNAUTHENTICATED AUTH_TOKEN_MISSING (jwt)",
+    async () => {
+      const err = await probe.refusal(m, {}, { bearer: null });
+      if (errorInfoOf(image, err)?.reason === image.reason("AUTH_TOKEN_MISSING")) {
+        expectRefusal(image, m, err, Code.Unauthenticated, "AUTH_TOKEN_MISSING");
+        return "jwt";
+      }
+      expectRefusal(image, m, err, Code.InvalidArgument, "USER_ID_REQUIRED");
+      return "none";
+    },
+  );
 }
 
 export async function identityChecks(ctx: Ctx): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import { ScalarType, hasExtension, type DescField, type DescMethod } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { type Ctx } from "../context.js";
+import type { Ctx } from "../context.js";
 import { errorInfoOf, expectViolation } from "../refusal.js";
 import { skip } from "../report.js";
 import type { CallAs, Msg } from "../session.js";

@@ -105,12 +105,24 @@ export async function paymentChecks(ctx: Ctx, token: string | undefined, held: H
   await report.check("ListReservations: the user's reservations, the paid one among them", async () => {
     const list = (await s.unary(rpc(image, "reservation", "ListReservations"), { ...forUser(s), pageSize: 100 })).reservations as Msg[];
     for (const r of list) expect(r.userId === s.user, `a reservation of ${r.userId}`);
-    if (held) expect(list.some((r) => r.reservationId === held.reservation.reservationId), "the hold is not listed");
+    if (held)
+      expect(
+        list.some((r) => r.reservationId === held.reservation.reservationId),
+        "the hold is not listed",
+      );
   });
   await report.check("ListWalletEntries: the charge and the payment, newest first", async () => {
     const entries = (await s.unary(rpc(image, "wallet", "ListWalletEntries"), { ...forUser(s), pageSize: 100 })).entries as Msg[];
-    if (charged) expect(entries.some((e) => e.entryId === charged.entry.entryId), "the charge is not listed");
-    if (paid) expect(entries.some((e) => e.reservationId === held!.reservation.reservationId && BigInt(e.amount) === -amount!), "the payment is not listed");
+    if (charged)
+      expect(
+        entries.some((e) => e.entryId === charged.entry.entryId),
+        "the charge is not listed",
+      );
+    if (paid)
+      expect(
+        entries.some((e) => e.reservationId === held!.reservation.reservationId && BigInt(e.amount) === -amount!),
+        "the payment is not listed",
+      );
     if (paid) expect(BigInt(entries[0].balanceAfter) === BigInt(paid.balance), "the newest entry's balance_after is not the balance after the payment");
   });
   await report.check("GetBalance after: the balance the payment reported", async () => {

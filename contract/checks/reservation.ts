@@ -30,7 +30,8 @@ export async function reservationChecks(ctx: Ctx, token: string | undefined, sho
 
   const first = await report.check("HoldSeat: a HELD reservation of the seat, at its price, with a hold expiry", async () => {
     need();
-    const r = (await s.unary(hold, { concertId: show!.concertId, date: show!.date, seatNumber: seatA.seatNumber, idempotencyKey: keyA }, gated)).reservation as Msg;
+    const r = (await s.unary(hold, { concertId: show!.concertId, date: show!.date, seatNumber: seatA.seatNumber, idempotencyKey: keyA }, gated))
+      .reservation as Msg;
     expect(r.status === HELD, `status ${r.status}`);
     expect(r.userId === s.user, `held for ${r.userId}`);
     expect(r.seatNumber === seatA.seatNumber && r.concertId === show!.concertId && r.date === show!.date, "another seat");
@@ -39,7 +40,12 @@ export async function reservationChecks(ctx: Ctx, token: string | undefined, sho
     return r;
   });
 
-  const request = (seat: Msg, key?: string) => ({ concertId: show!.concertId, date: show!.date, seatNumber: seat.seatNumber, ...(key && { idempotencyKey: key }) });
+  const request = (seat: Msg, key?: string) => ({
+    concertId: show!.concertId,
+    date: show!.date,
+    seatNumber: seat.seatNumber,
+    ...(key && { idempotencyKey: key }),
+  });
   await report.check("HoldSeat retried with the same idempotency_key: the same hold", async () => {
     if (!first) skip("no hold");
     const r = (await s.unary(hold, request(seatA, keyA), gated)).reservation as Msg;

@@ -124,7 +124,8 @@ export function availability(attempts: Attempt[], w: FaultWindow, o: { instances
   const windowMs = ofFault.length ? Math.max(...ofFault.map((a) => a.end)) - ofFault[0].start : 0;
   const failingAfterEndMs = recoveredAt - w.end;
   let notRecoveredBecause: string | undefined;
-  if (failingAfterEndMs > o.recoveryWindowMs) notRecoveredBecause = `calls still failed ${failingAfterEndMs} ms after the fault ended (limit ${o.recoveryWindowMs} ms)`;
+  if (failingAfterEndMs > o.recoveryWindowMs)
+    notRecoveredBecause = `calls still failed ${failingAfterEndMs} ms after the fault ended (limit ${o.recoveryWindowMs} ms)`;
   else if (o.loadEnd - recoveredAt < QUIET_MS) notRecoveredBecause = "calls failed until the load ended";
   else if (strays > Math.max(3, 0.01 * attempts.filter((a) => a.start >= recoveredAt).length))
     notRecoveredBecause = `${strays} failures came back after a quiet spell (more than 3 and 1 % of the calls after it)`;
@@ -176,9 +177,7 @@ export function queueFigures(attempts: Attempt[]): QueueFigures {
     for (const a of list) {
       const status = a.code === "OK" ? a.ok?.queueStatus : undefined;
       const gone =
-        status === "EXPIRED" ||
-        (a.code !== "OK" && !!a.reason && TOKEN_LOST_REASONS.has(a.reason)) ||
-        (a.rpc === "GetQueueStatus" && a.code === "NOT_FOUND");
+        status === "EXPIRED" || (a.code !== "OK" && !!a.reason && TOKEN_LOST_REASONS.has(a.reason)) || (a.rpc === "GetQueueStatus" && a.code === "NOT_FOUND");
       if (gone) {
         if (live && !paid) {
           if (payUnanswered) q.endedByUnansweredPayment++;

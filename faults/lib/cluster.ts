@@ -65,7 +65,7 @@ export function descendants(pid: number): number[] {
     try {
       for (const tid of readdirSync(`/proc/${p}/task`)) {
         const list = readFileSync(`/proc/${p}/task/${tid}/children`, "utf8").trim();
-        if (list) for (const c of list.split(" ").map(Number)) (out.push(c), todo.push(c));
+        if (list) for (const c of list.split(" ").map(Number)) out.push(c), todo.push(c);
       }
     } catch {
       /* gone */
@@ -193,9 +193,13 @@ export async function startRedisNode(): Promise<RedisNode> {
     url: `redis://127.0.0.1:${port}`,
     pid: () => (child && child.exitCode === null && child.signalCode === null ? child.pid : undefined),
     async start() {
-      const c = spawn(binary, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"], {
-        stdio: "ignore",
-      });
+      const c = spawn(
+        binary,
+        ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"],
+        {
+          stdio: "ignore",
+        },
+      );
       child = c;
       exited = new Promise((resolve) => c.once("exit", () => resolve()));
       const deadline = Date.now() + 10_000;
@@ -249,7 +253,12 @@ export interface ServerInstance {
  * started again where its clients call, and started either as `tsx src/main.ts`
  * or as an operator's command (README's `npm start`).
  */
-export async function createServerInstance(name: string, env: Record<string, string>, logFile: string, launch: Launch = { kind: "tsx" }): Promise<ServerInstance> {
+export async function createServerInstance(
+  name: string,
+  env: Record<string, string>,
+  logFile: string,
+  launch: Launch = { kind: "tsx" },
+): Promise<ServerInstance> {
   const port = await pickPort();
   let child: ChildProcess | undefined;
   let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> = Promise.resolve({ code: null, signal: null });
@@ -291,7 +300,8 @@ export async function createServerInstance(name: string, env: Record<string, str
         // Seconds normally; a minute and more when the machine is loaded (tsx compiles at start).
         const deadline = Date.now() + 90_000;
         for (;;) {
-          if (c.exitCode !== null || c.signalCode !== null) throw new Error(`server ${name} exited (${c.exitCode ?? c.signalCode}) before serving; see ${logFile}`);
+          if (c.exitCode !== null || c.signalCode !== null)
+            throw new Error(`server ${name} exited (${c.exitCode ?? c.signalCode}) before serving; see ${logFile}`);
           const serving = await unary(client, Health.method.check, { service: "" }).then(
             (r) => r.message.status === Status.SERVING,
             () => false,

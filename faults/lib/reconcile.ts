@@ -113,14 +113,18 @@ export async function reconcile(databaseUrl: string, attempts: Attempt[]): Promi
       const row = reservationById.get(ok.reservationId);
       if (!row || row.user_id !== a.buyer || row.date !== ok.date || row.seat_number !== ok.seatNumber || Number(row.amount) !== ok.amount) {
         r.lost.holds++;
-        example(`${a.rpc} OK ${ok.reservationId} (${a.buyer}, ${ok.date} #${ok.seatNumber}, ${ok.amount}): ${row ? `database has ${JSON.stringify(row)}` : "no such reservation"}`);
+        example(
+          `${a.rpc} OK ${ok.reservationId} (${a.buyer}, ${ok.date} #${ok.seatNumber}, ${ok.amount}): ${row ? `database has ${JSON.stringify(row)}` : "no such reservation"}`,
+        );
       }
     } else if (a.rpc === "ChargeBalance") {
       r.checked.charges++;
       const row = ok.entryId ? entryById.get(ok.entryId) : undefined;
       if (!row || row.kind !== "CHARGE" || row.user_id !== a.buyer || Number(row.amount) !== ok.amount || row.idempotency_key !== (a.key ?? null)) {
         r.lost.charges++;
-        example(`ChargeBalance OK ${ok.entryId} (${a.buyer}, ${ok.amount}, key ${a.key}): ${row ? `database has ${JSON.stringify(row)}` : "no such ledger entry"}`);
+        example(
+          `ChargeBalance OK ${ok.entryId} (${a.buyer}, ${ok.amount}, key ${a.key}): ${row ? `database has ${JSON.stringify(row)}` : "no such ledger entry"}`,
+        );
       } else if (Number(row.balance_after) !== ok.balance) {
         r.balanceAnswersWrong++;
         example(`ChargeBalance OK ${ok.entryId} answered balance ${ok.balance}, ledger says ${row.balance_after}`);
@@ -130,7 +134,14 @@ export async function reconcile(databaseUrl: string, attempts: Attempt[]): Promi
       const row = ok.paymentId ? paymentById.get(ok.paymentId) : undefined;
       const forReservation = ok.reservationId ? (paymentsByReservation.get(ok.reservationId) ?? []) : [];
       const reservation = ok.reservationId ? reservationById.get(ok.reservationId) : undefined;
-      if (!row || row.reservation_id !== ok.reservationId || Number(row.amount) !== ok.amount || row.user_id !== a.buyer || forReservation.length !== 1 || reservation?.status !== "CONFIRMED") {
+      if (
+        !row ||
+        row.reservation_id !== ok.reservationId ||
+        Number(row.amount) !== ok.amount ||
+        row.user_id !== a.buyer ||
+        forReservation.length !== 1 ||
+        reservation?.status !== "CONFIRMED"
+      ) {
         r.lost.payments++;
         example(
           `PayReservation OK ${ok.paymentId} (${a.buyer}, reservation ${ok.reservationId}, ${ok.amount}): ${row ? `database has ${JSON.stringify(row)}` : "no such payment"}, ` +
@@ -150,7 +161,8 @@ export async function reconcile(databaseUrl: string, attempts: Attempt[]): Promi
   const named = new Map<string, Set<string>>();
   for (const a of oks) {
     if (!a.key) continue;
-    const id = a.rpc === "PayReservation" ? a.ok!.paymentId : a.rpc === "ChargeBalance" ? a.ok!.entryId : a.rpc === "HoldSeat" ? a.ok!.reservationId : undefined;
+    const id =
+      a.rpc === "PayReservation" ? a.ok!.paymentId : a.rpc === "ChargeBalance" ? a.ok!.entryId : a.rpc === "HoldSeat" ? a.ok!.reservationId : undefined;
     if (!id) continue;
     const k = `${a.rpc} ${a.buyer} ${a.key}`;
     named.set(k, (named.get(k) ?? new Set()).add(id));

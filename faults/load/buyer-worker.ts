@@ -97,7 +97,7 @@ interface Buyer {
 
 type Outcome<O extends DescMessage> =
   | { ok: true; value: MessageShape<O> }
-  | { ok: false; failure: Failure; /** Some attempt may have been applied. */ ambiguous: boolean; gaveUp: boolean };
+  | { ok: false; failure: Failure /** Some attempt may have been applied. */; ambiguous: boolean; gaveUp: boolean };
 
 /**
  * One logical call: attempts alternate instances (home first), retrying
@@ -148,9 +148,16 @@ const tokenLost = (f: Failure) => !!f.reason && TOKEN_LOST_REASONS.has(f.reason)
 /** IssueToken, then poll until ACTIVE; a token the server forgets is re-issued (bounded). */
 async function activate(b: Buyer, round: number): Promise<string> {
   for (let issue = 0; issue < 4 && Date.now() < stopAt; issue++) {
-    const issued = await logical(b, round, "IssueToken", QueueService.method.issueToken, { userId: b.userId }, {
-      summarize: (v) => ({ token: v.ticket?.token, queueStatus: queueStatus(v.ticket?.status ?? 0), position: Number(v.ticket?.position ?? 0) }),
-    });
+    const issued = await logical(
+      b,
+      round,
+      "IssueToken",
+      QueueService.method.issueToken,
+      { userId: b.userId },
+      {
+        summarize: (v) => ({ token: v.ticket?.token, queueStatus: queueStatus(v.ticket?.status ?? 0), position: Number(v.ticket?.position ?? 0) }),
+      },
+    );
     if (!issued.ok) throw new RoundFailed(label("IssueToken", issued.failure));
     const ticket = issued.value.ticket!;
     // Kept only once ACTIVE: a round that gave up waiting must not send its WAITING token to a gated call.
@@ -162,10 +169,17 @@ async function activate(b: Buyer, round: number): Promise<string> {
     while (!reissue && Date.now() < until) {
       await sleep(input.pollMs);
       const sent = token;
-      const s = await logical(b, round, "GetQueueStatus", QueueService.method.getQueueStatus, { token: sent }, {
-        token: sent,
-        summarize: (v) => ({ token: v.ticket?.token || sent, queueStatus: queueStatus(v.ticket?.status ?? 0), position: Number(v.ticket?.position ?? 0) }),
-      });
+      const s = await logical(
+        b,
+        round,
+        "GetQueueStatus",
+        QueueService.method.getQueueStatus,
+        { token: sent },
+        {
+          token: sent,
+          summarize: (v) => ({ token: v.ticket?.token || sent, queueStatus: queueStatus(v.ticket?.status ?? 0), position: Number(v.ticket?.position ?? 0) }),
+        },
+      );
       if (s.ok) {
         token = s.value.ticket?.token || token;
         if (s.value.ticket?.status === QueueStatus.ACTIVE) return (b.token = token);
@@ -207,12 +221,19 @@ async function gated<I extends DescMessage, O extends DescMessage>(
 
 /** After an unanswered HoldSeat, SEAT_UNAVAILABLE may be our own hold: find it among the buyer's reservations. */
 async function findOwnHold(b: Buyer, round: number, date: string, seatNumber: number): Promise<{ id: string; amount: number } | undefined> {
-  const listed = await logical(b, round, "ListReservations", ReservationService.method.listReservations, { userId: b.userId, pageSize: 20 }, {
-    summarize: (v) => {
-      const r = v.reservations.find((x) => x.date === date && x.seatNumber === seatNumber && x.status === ReservationStatus.HELD);
-      return r ? { reservationId: r.reservationId, date, seatNumber, amount: Number(r.amount), reservationStatus: "HELD" } : {};
+  const listed = await logical(
+    b,
+    round,
+    "ListReservations",
+    ReservationService.method.listReservations,
+    { userId: b.userId, pageSize: 20 },
+    {
+      summarize: (v) => {
+        const r = v.reservations.find((x) => x.date === date && x.seatNumber === seatNumber && x.status === ReservationStatus.HELD);
+        return r ? { reservationId: r.reservationId, date, seatNumber, amount: Number(r.amount), reservationStatus: "HELD" } : {};
+      },
     },
-  });
+  );
   if (!listed.ok) return undefined;
   const r = listed.value.reservations.find((x) => x.date === date && x.seatNumber === seatNumber && x.status === ReservationStatus.HELD);
   return r ? { id: r.reservationId, amount: Number(r.amount) } : undefined;
@@ -228,7 +249,9 @@ async function purchase(b: Buyer, round: number): Promise<void> {
   if (!b.token) await activate(b, round);
 
   const holdKey = keyOf("hold");
-  const holdReq = { concertId: input.concertId, date, seatNumber, ...(HOLD_KEY ? { idempotencyKey: holdKey } : {}) } as MessageInitShape<typeof HoldSeatRequestSchema>;
+  const holdReq = { concertId: input.concertId, date, seatNumber, ...(HOLD_KEY ? { idempotencyKey: holdKey } : {}) } as MessageInitShape<
+    typeof HoldSeatRequestSchema
+  >;
   const held = await gated(b, round, "HoldSeat", ReservationService.method.holdSeat, holdReq, holdKey, (v) => ({
     reservationId: v.reservation?.reservationId,
     date: v.reservation?.date,
@@ -252,10 +275,17 @@ async function purchase(b: Buyer, round: number): Promise<void> {
   }
 
   const chargeKey = keyOf("charge");
-  const charged = await logical(b, round, "ChargeBalance", WalletService.method.chargeBalance, { userId: b.userId, amount: BigInt(amount), idempotencyKey: chargeKey }, {
-    key: chargeKey,
-    summarize: (v) => ({ entryId: v.entry?.entryId, amount: Number(v.entry?.amount ?? 0), balance: Number(v.balance) }),
-  });
+  const charged = await logical(
+    b,
+    round,
+    "ChargeBalance",
+    WalletService.method.chargeBalance,
+    { userId: b.userId, amount: BigInt(amount), idempotencyKey: chargeKey },
+    {
+      key: chargeKey,
+      summarize: (v) => ({ entryId: v.entry?.entryId, amount: Number(v.entry?.amount ?? 0), balance: Number(v.balance) }),
+    },
+  );
   if (!charged.ok) throw new RoundFailed(label("ChargeBalance", charged.failure));
 
   const payKey = keyOf("pay");

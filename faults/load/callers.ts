@@ -21,7 +21,12 @@ export interface CallOptions {
 
 export interface Caller {
   readonly protocol: Protocol;
-  call<I extends DescMessage, O extends DescMessage>(instance: number, method: DescMethodUnary<I, O>, input: MessageInitShape<I>, o: CallOptions): Promise<MessageShape<O>>;
+  call<I extends DescMessage, O extends DescMessage>(
+    instance: number,
+    method: DescMethodUnary<I, O>,
+    input: MessageInitShape<I>,
+    o: CallOptions,
+  ): Promise<MessageShape<O>>;
   close(): void;
 }
 

@@ -18,13 +18,7 @@ export interface ExtraDetail<D extends DescMessage = DescMessage> {
  * carried as a google.rpc.ErrorInfo detail. The reason is one of the proto's
  * ErrorReason values (`Reason.X`, see reasons.ts), never a free string.
  */
-export function domainError(
-  code: Code,
-  reason: Reason,
-  message: string,
-  metadata: Record<string, string> = {},
-  extra: ExtraDetail[] = [],
-): ConnectError {
+export function domainError(code: Code, reason: Reason, message: string, metadata: Record<string, string> = {}, extra: ExtraDetail[] = []): ConnectError {
   const info = create(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata });
   return new ConnectError(message, code, undefined, [{ desc: ErrorInfoSchema, value: info }, ...extra]);
 }
@@ -35,8 +29,7 @@ export function errorReason(err: unknown): string | undefined {
   return ce.findDetails(ErrorInfoSchema)[0]?.reason;
 }
 
-export const notFound = (reason: Reason, message: string, metadata?: Record<string, string>) =>
-  domainError(Code.NotFound, reason, message, metadata);
+export const notFound = (reason: Reason, message: string, metadata?: Record<string, string>) => domainError(Code.NotFound, reason, message, metadata);
 
 export const invalidArgument = (reason: Reason, message: string, metadata?: Record<string, string>) =>
   domainError(Code.InvalidArgument, reason, message, metadata);

@@ -120,7 +120,9 @@ async function openKeySet(source: string, cooldownMs: number, log: Logger): Prom
   if (/^https?:\/\//i.test(source)) {
     const remote = createRemoteJWKSet(new URL(source), { cooldownDuration: cooldownMs, timeoutDuration: 5000 });
     // Warm the cache; an identity provider that is down at boot must not keep us down.
-    await remote.reload().catch((err: unknown) => log.warn({ jwks: source, err: String(err) }, "could not load the JWKS at start; will retry on the first call"));
+    await remote
+      .reload()
+      .catch((err: unknown) => log.warn({ jwks: source, err: String(err) }, "could not load the JWKS at start; will retry on the first call"));
     return { get: remote };
   }
   return openFileKeySet(source, cooldownMs, log);
@@ -133,9 +135,11 @@ async function openFileKeySet(path: string, cooldownMs: number, log: Logger): Pr
     if (!Array.isArray(jwks?.keys)) throw new Error(`${path} is not a JWKS (no "keys" array)`);
     return { local: createLocalJWKSet(jwks), text };
   };
-  let current = await readFile(path, "utf8").then(parse).catch((err: unknown) => {
-    throw new Error(`AUTH_JWKS: cannot read a key set from ${path}: ${(err as Error).message}`);
-  });
+  let current = await readFile(path, "utf8")
+    .then(parse)
+    .catch((err: unknown) => {
+      throw new Error(`AUTH_JWKS: cannot read a key set from ${path}: ${(err as Error).message}`);
+    });
   let checkedAt = Date.now();
   const get: JWTVerifyGetKey = async (header, token) => {
     try {

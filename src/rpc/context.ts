@@ -10,9 +10,7 @@ export const clientAddressKey = createContextKey<string>("unknown", { descriptio
  * Who is calling, as the authentication stage found out. In `AUTH_MODE=none`
  * nobody is verified and the user ids in requests are trusted (`trusted: true`).
  */
-export type Principal =
-  | { kind: "anonymous"; trusted: boolean }
-  | { kind: "user"; userId: string; scopes: ReadonlySet<string> };
+export type Principal = { kind: "anonymous"; trusted: boolean } | { kind: "user"; userId: string; scopes: ReadonlySet<string> };
 
 export const principalKey = createContextKey<Principal>({ kind: "anonymous", trusted: false }, { description: "authenticated caller" });
 

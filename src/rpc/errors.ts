@@ -10,8 +10,7 @@ import { requestIdKey } from "./context.js";
 
 /** Errors a caller may simply retry: a concurrent writer won this time. */
 function conflict(err: unknown): ConnectError | undefined {
-  if (err instanceof OptimisticLockError)
-    return domainError(Code.Aborted, Reason.CONCURRENT_UPDATE, "a concurrent update won; retry the call");
+  if (err instanceof OptimisticLockError) return domainError(Code.Aborted, Reason.CONCURRENT_UPDATE, "a concurrent update won; retry the call");
   if (err instanceof DeadlockException)
     return domainError(Code.Aborted, Reason.TRANSACTION_CONFLICT, "the transaction conflicted with another; retry the call");
   if (err instanceof UniqueConstraintViolationException)

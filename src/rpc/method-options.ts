@@ -76,9 +76,7 @@ export function checkAccessDeclared(services: readonly DescService[] = BOXOFFICE
       if (typeof a === "string") problems.push(`${procedureName(service.typeName, method.name)} ${a}`);
     }
   if (problems.length)
-    throw new Error(
-      `every RPC must declare its access in proto/boxoffice/options/v1/options.proto's ${OPTION} method option:\n  ${problems.join("\n  ")}`,
-    );
+    throw new Error(`every RPC must declare its access in proto/boxoffice/options/v1/options.proto's ${OPTION} method option:\n  ${problems.join("\n  ")}`);
 }
 
 const byName = new Map<string, MethodAccess>();
@@ -86,7 +84,8 @@ const byName = new Map<string, MethodAccess>();
 function declaredTable(): ReadonlyMap<string, MethodAccess> {
   if (byName.size === 0) {
     checkAccessDeclared();
-    for (const service of BOXOFFICE_SERVICES) for (const m of service.methods) byName.set(procedureName(service.typeName, m.name), readAccess(m) as MethodAccess);
+    for (const service of BOXOFFICE_SERVICES)
+      for (const m of service.methods) byName.set(procedureName(service.typeName, m.name), readAccess(m) as MethodAccess);
   }
   return byName;
 }

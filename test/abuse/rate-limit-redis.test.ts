@@ -155,7 +155,7 @@ describe("when Redis fails", () => {
     expect(await counted(registry, "rate_limit_fallback_total", "holdSeat")).toBe(3);
     // One warning for the whole outage, nothing per call.
     expect(lines).toEqual([expect.objectContaining({ level: 40, msg: expect.stringMatching(/Redis does not answer/) })]);
-      });
+  });
 
   test("Redis stalled: calls fall back within a fraction of a second, and budgets are shared again once it answers", async () => {
     const { log, lines } = capturingLogger("info");

@@ -80,9 +80,7 @@ test("anonymous calls are UNAUTHENTICATED and do nothing; 520 made-up IssueToken
   expect((await anon.concerts.listConcerts({})).concerts.length).toBeGreaterThan(0);
 
   const before = await s.deps.queue.tick();
-  const results = await Promise.all(
-    Array.from({ length: 520 }, (_, i) => refusal(anon.queue.issueToken({ userId: `fake-${i}` })).then((r) => r.code)),
-  );
+  const results = await Promise.all(Array.from({ length: 520 }, (_, i) => refusal(anon.queue.issueToken({ userId: `fake-${i}` })).then((r) => r.code)));
   expect(new Set(results)).toEqual(new Set([Code.Unauthenticated]));
   const after = await s.deps.queue.tick();
   expect({ waiting: after!.waiting, active: after!.active }).toEqual({ waiting: before!.waiting, active: before!.active });

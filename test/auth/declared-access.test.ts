@@ -30,7 +30,16 @@ async function call(auth: Authenticator, method: DescMethod, authorization?: str
   const counted: string[] = [];
   const contextValues = createContextValues().set(clientAddressKey, "10.0.0.9");
   const header = new Headers(authorization === undefined ? {} : { authorization });
-  const req = { stream: false, service: method.parent, method, header, contextValues, requestMethod: "POST", url: "http://127.0.0.1/", signal: new AbortController().signal };
+  const req = {
+    stream: false,
+    service: method.parent,
+    method,
+    header,
+    contextValues,
+    requestMethod: "POST",
+    url: "http://127.0.0.1/",
+    signal: new AbortController().signal,
+  };
   let handled = false;
   const next = async () => {
     handled = true;

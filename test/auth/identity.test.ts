@@ -154,7 +154,16 @@ describe("createAuthInterceptor", () => {
     const contextValues = createContextValues();
     contextValues.set(clientAddressKey, "10.0.0.7");
     const header = new Headers(authorization === undefined ? {} : { authorization });
-    const req = { stream: false, service, method, header, contextValues, requestMethod: "POST", url: "http://127.0.0.1/", signal: new AbortController().signal };
+    const req = {
+      stream: false,
+      service,
+      method,
+      header,
+      contextValues,
+      requestMethod: "POST",
+      url: "http://127.0.0.1/",
+      signal: new AbortController().signal,
+    };
     let seen: Principal | undefined;
     const next = async (r: UnaryRequest) => {
       seen = r.contextValues.get(principalKey);

@@ -20,7 +20,6 @@ const hold = (userId: string, seatNumber: number, date = DATE) =>
 const seatsOf = async (date = DATE) => (await listAvailableSeats(em(), clock, CONCERT, date)).map((x) => x.seatNumber);
 const countOf = async (date: string) => (await listAvailableDates(em(), clock, CONCERT)).find((d) => d.date === date)?.availableSeats;
 
-
 test("a fresh show lists every seat with its price, and every date with full counts", async () => {
   const seats = await listAvailableSeats(em(), clock, CONCERT, DATE);
   expect(seats).toHaveLength(SEATS_PER_SHOW);
@@ -54,9 +53,10 @@ test("a sold seat leaves the list and the count for good", async () => {
   const { reservation } = await hold("bob", 9, OTHER_DATE);
   // What payment (issue 5) will do: confirm the reservation, mark the seat sold.
   await em().execute(`update reservation set status = 'CONFIRMED', confirmed_at = ? where id = ?`, [clock.now(), reservation.id]);
-  await em().execute(`update seat set sold_reservation_id = held_by_reservation_id, held_by_reservation_id = null, hold_expires_at = null where held_by_reservation_id = ?`, [
-    reservation.id,
-  ]);
+  await em().execute(
+    `update seat set sold_reservation_id = held_by_reservation_id, held_by_reservation_id = null, hold_expires_at = null where held_by_reservation_id = ?`,
+    [reservation.id],
+  );
   clock.advance(s.config.hold.ttlMs * 10);
   expect(await seatsOf(OTHER_DATE)).not.toContain(9);
   expect(await countOf(OTHER_DATE)).toBe(49);

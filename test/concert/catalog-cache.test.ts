@@ -102,7 +102,10 @@ describe("ListConcerts and ListAvailableDates over the real database", () => {
       return execute(...args);
     }) as typeof connection.execute;
     catalog = createCatalogCache(clock, TTL_MS);
-    concerts = createClient(ConcertService, createRouterTransport((router) => registerConcertRoutes(router, { em: () => s.orm.em.fork(), clock, catalog })));
+    concerts = createClient(
+      ConcertService,
+      createRouterTransport((router) => registerConcertRoutes(router, { em: () => s.orm.em.fork(), clock, catalog })),
+    );
   });
   afterAll(() => s?.close());
 

@@ -38,8 +38,12 @@ test("a hold left unpaid past HOLD_TTL cannot be paid", async () => {
   const headers = (token: string) => ({ headers: { "x-queue-token": token } });
 
   const token = await admitted();
-  const { concerts: [concert] } = await concerts.listConcerts({});
-  const { dates: [show] } = await concerts.listAvailableDates({ concertId: concert.concertId }, headers(token));
+  const {
+    concerts: [concert],
+  } = await concerts.listConcerts({});
+  const {
+    dates: [show],
+  } = await concerts.listAvailableDates({ concertId: concert.concertId }, headers(token));
   const { reservation } = await reservations.holdSeat({ concertId: concert.concertId, date: show.date, seatNumber: 7 }, headers(token));
   expect(reservation!.status).toBe(ReservationStatus.HELD);
 

@@ -5,7 +5,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { fromBinary, toBinary, type DescMessage, type DescMethod, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
-import { ConnectError } from "@connectrpc/connect";
+import type { ConnectError } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 
 export { grpc };
@@ -51,8 +51,13 @@ export function unary<I extends DescMessage, O extends DescMessage>(
 /** Sends bytes the client did not encode, framed as one gRPC message, to any path. */
 export function unaryRaw(client: grpc.Client, path: string, body: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, body, new grpc.Metadata(), (err, message) =>
-      err ? reject(err) : resolve(message!),
+    client.makeUnaryRequest(
+      path,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      body,
+      new grpc.Metadata(),
+      (err, message) => (err ? reject(err) : resolve(message!)),
     );
   });
 }

@@ -150,7 +150,9 @@ describe("requests the runtime refuses before the pipeline", () => {
     const res = await rawGrpc(LIST_CONCERTS, Buffer.from([0, 0, 0, 1, 0, 1, 2]), "short-frame-1");
     expect(res.status).toBe("3");
     expect(await calls(LIST_CONCERTS, "INVALID_ARGUMENT")).toBe(before + 1);
-    expect(warn.mock.calls.map((c) => c[0])).toEqual([expect.objectContaining({ procedure: LIST_CONCERTS, code: "INVALID_ARGUMENT", requestId: "short-frame-1" })]);
+    expect(warn.mock.calls.map((c) => c[0])).toEqual([
+      expect.objectContaining({ procedure: LIST_CONCERTS, code: "INVALID_ARGUMENT", requestId: "short-frame-1" }),
+    ]);
   });
 
   test("a call that reaches the pipeline is counted once, by the pipeline, and logs no warning", async () => {

@@ -10,7 +10,7 @@ import { connect as netConnect, type Socket } from "node:net";
 import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb";
 import { createTestDatabase, startTestServer, type TestDatabase, type TestServer } from "../harness";
-import { grpc, grpcJsClient, unary } from "./grpc-js";
+import { type grpc, grpcJsClient, unary } from "./grpc-js";
 
 const HEADERS_TIMEOUT = 300;
 const KEEPALIVE_TIMEOUT = 300;
@@ -108,7 +108,9 @@ function frame(type: number, flags: number, streamId: number, payload: Buffer = 
 /** HPACK "literal header field without indexing, new name", no Huffman: every length here is < 127. */
 function headerBlock(headers: Record<string, string>): Buffer {
   return Buffer.concat(
-    Object.entries(headers).map(([name, value]) => Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)])),
+    Object.entries(headers).map(([name, value]) =>
+      Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]),
+    ),
   );
 }
 

@@ -17,7 +17,7 @@ import { WalletService } from "../../gen/boxoffice/wallet/v1/wallet_service_pb";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
 import { Health } from "../../gen/grpc/health/v1/health_pb";
 import { createTestDatabase, startTestServer, testRedisUrl, type TestDatabase, type TestServer } from "../harness";
-import { grpcJsClient, grpc } from "./grpc-js";
+import { grpcJsClient, type grpc } from "./grpc-js";
 import { grpcJsTransport } from "./grpc-js-transport";
 
 let db: TestDatabase;
@@ -65,15 +65,21 @@ interface Outcome {
 }
 
 function shapeOf(message: object): string[] {
-  return Object.entries(message)
-    // Lists count as present even when empty: what they hold depends on the runs before.
-    .filter(([k, v]) => k !== "$typeName" && v !== undefined && v !== "" && v !== 0 && v !== 0n)
-    .map(([k]) => k)
-    .sort();
+  return (
+    Object.entries(message)
+      // Lists count as present even when empty: what they hold depends on the runs before.
+      .filter(([k, v]) => k !== "$typeName" && v !== undefined && v !== "" && v !== 0 && v !== 0n)
+      .map(([k]) => k)
+      .sort()
+  );
 }
 
 /** Runs `call`, recording what came back; the answer (or undefined on a refusal) for the next steps. */
-async function record<T extends object>(outcomes: Outcome[], name: string, call: (o: { onHeader: (h: Headers) => void }) => Promise<T>): Promise<T | undefined> {
+async function record<T extends object>(
+  outcomes: Outcome[],
+  name: string,
+  call: (o: { onHeader: (h: Headers) => void }) => Promise<T>,
+): Promise<T | undefined> {
   let requestId = false;
   const onHeader = (h: Headers) => (requestId ||= /^[0-9a-f-]{36}$/.test(h.get("x-request-id") ?? ""));
   try {
@@ -109,7 +115,9 @@ async function scenario(transport: Transport, userId: string, seatNumber: number
   await record(out, "IssueToken bad user", ({ onHeader }) => queue.issueToken({ userId: "x".repeat(300) }, { onHeader }));
   const token = issued!.ticket!.token;
   await record(out, "GetQueueStatus waiting", ({ onHeader }) => queue.getQueueStatus({ token }, { onHeader }));
-  await record(out, "ListAvailableDates waiting", ({ onHeader }) => concerts.listAvailableDates({ concertId }, { onHeader, headers: { "x-queue-token": token } }));
+  await record(out, "ListAvailableDates waiting", ({ onHeader }) =>
+    concerts.listAvailableDates({ concertId }, { onHeader, headers: { "x-queue-token": token } }),
+  );
   await s.deps.queue.tick();
   await record(out, "GetQueueStatus active", ({ onHeader }) => queue.getQueueStatus({ token }, { onHeader }));
   await record(out, "WatchQueueStatus", async ({ onHeader }) => {
@@ -135,7 +143,9 @@ async function scenario(transport: Transport, userId: string, seatNumber: number
   await record(out, "ListAvailableSeats bad date", ({ onHeader }) => concerts.listAvailableSeats({ concertId, date: "13/03/2027" }, { onHeader, headers }));
 
   await record(out, "ChargeBalance", ({ onHeader }) => wallet.chargeBalance({ userId, amount: 300_000n, idempotencyKey: `${userId}-charge` }, { onHeader }));
-  await record(out, "ChargeBalance retried", ({ onHeader }) => wallet.chargeBalance({ userId, amount: 300_000n, idempotencyKey: `${userId}-charge` }, { onHeader }));
+  await record(out, "ChargeBalance retried", ({ onHeader }) =>
+    wallet.chargeBalance({ userId, amount: 300_000n, idempotencyKey: `${userId}-charge` }, { onHeader }),
+  );
   await record(out, "ChargeBalance negative", ({ onHeader }) => wallet.chargeBalance({ userId, amount: -5n, idempotencyKey: `${userId}-neg` }, { onHeader }));
   await record(out, "GetBalance", ({ onHeader }) => wallet.getBalance({ userId }, { onHeader }));
 
@@ -146,7 +156,9 @@ async function scenario(transport: Transport, userId: string, seatNumber: number
   await record(out, "CancelHold", ({ onHeader }) => reservations.cancelHold({ reservationId }, { onHeader, headers }));
   const again = await record(out, "HoldSeat again", ({ onHeader }) => reservations.holdSeat({ concertId, date, seatNumber }, { onHeader, headers }));
   const payId = again!.reservation!.reservationId;
-  await record(out, "PayReservation", ({ onHeader }) => reservations.payReservation({ reservationId: payId, idempotencyKey: `${userId}-pay` }, { onHeader, headers }));
+  await record(out, "PayReservation", ({ onHeader }) =>
+    reservations.payReservation({ reservationId: payId, idempotencyKey: `${userId}-pay` }, { onHeader, headers }),
+  );
   await record(out, "PayReservation retried (token spent)", ({ onHeader }) =>
     reservations.payReservation({ reservationId: payId, idempotencyKey: `${userId}-pay` }, { onHeader, headers }),
   );
@@ -154,7 +166,9 @@ async function scenario(transport: Transport, userId: string, seatNumber: number
     reservations.payReservation({ reservationId: payId, idempotencyKey: `${userId}-pay-2` }, { onHeader, headers }),
   );
   await record(out, "GetReservation", ({ onHeader }) => reservations.getReservation({ reservationId: payId }, { onHeader }));
-  await record(out, "GetReservation unknown", ({ onHeader }) => reservations.getReservation({ reservationId: "00000000-0000-4000-8000-000000000000" }, { onHeader }));
+  await record(out, "GetReservation unknown", ({ onHeader }) =>
+    reservations.getReservation({ reservationId: "00000000-0000-4000-8000-000000000000" }, { onHeader }),
+  );
   await record(out, "ListReservations", ({ onHeader }) => reservations.listReservations({ userId }, { onHeader }));
   await record(out, "ListWalletEntries", ({ onHeader }) => wallet.listWalletEntries({ userId }, { onHeader }));
   return out;

@@ -70,7 +70,10 @@ test("two workers share the port: connections land on both pids, /metrics sums t
   expect(servers(p).sort()).toEqual([...started].sort());
 
   // A client of its own per connection: grpc-js otherwise shares one connection between clients of one address.
-  const clients = Array.from({ length: 6 }, () => new grpc.Client(`127.0.0.1:${p.port}`, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }));
+  const clients = Array.from(
+    { length: 6 },
+    () => new grpc.Client(`127.0.0.1:${p.port}`, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }),
+  );
   try {
     for (const c of clients) expect((await unary(c, ConcertService.method.listConcerts, {})).message.concerts).toHaveLength(4);
   } finally {
@@ -129,8 +132,11 @@ test("a worker that dies is logged and replaced; the replacement serves", async 
 
 test("WORKERS=2 on the embedded default is refused at start with exit code 2", async () => {
   const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = execFile(SERVER[0], SERVER.slice(1), { env: { PATH: process.env.PATH, HOME: process.env.HOME, WORKERS: "2", PORT: "0" }, timeout: 30_000 }, (_err, _out, stderr) =>
-      resolve({ code: child.exitCode, stderr }),
+    const child = execFile(
+      SERVER[0],
+      SERVER.slice(1),
+      { env: { PATH: process.env.PATH, HOME: process.env.HOME, WORKERS: "2", PORT: "0" }, timeout: 30_000 },
+      (_err, _out, stderr) => resolve({ code: child.exitCode, stderr }),
     );
   });
   expect(result.code).toBe(2);

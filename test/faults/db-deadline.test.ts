@@ -90,11 +90,8 @@ describe("through the server", () => {
 
   const waitingOnLocks = async () =>
     Number(
-      (
-        await other.query(
-          "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
-        )
-      ).rows[0].count,
+      (await other.query("select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()"))
+        .rows[0].count,
     );
 
   test("a HoldSeat whose client gave up does not keep waiting on a locked seat row", async () => {

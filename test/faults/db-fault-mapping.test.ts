@@ -272,7 +272,11 @@ describe("what a server that is going, coming or full answers (stand-ins on the 
     ["53300 sorry, too many clients already", { fatal: { code: "53300", message: "sorry, too many clients already" } }, "53300 too_many_connections"],
     ["a reset connection (ECONNRESET)", "reset", "ECONNRESET"],
     ["a server hanging up (Connection terminated unexpectedly)", "hang-up", "connection terminated"],
-    ["a connection dropped at BEGIN (knex: Transaction query already complete)", "drop-on-begin", /^(transaction lost its connection|connection terminated|connection lost)$/],
+    [
+      "a connection dropped at BEGIN (knex: Transaction query already complete)",
+      "drop-on-begin",
+      /^(transaction lost its connection|connection terminated|connection lost)$/,
+    ],
   ];
 
   test.each(rows)("%s is UNAVAILABLE DATABASE_UNAVAILABLE", async (_name, behaviour, kind) => {

@@ -24,7 +24,11 @@ const printed: unknown[][] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const options = ormOptions(entities, { clientUrl: db.url }, 3, { log: captured.log, clock, timeouts: { statementMs: 5000, lockMs: 2000, idleInTransactionMs: 10_000 } });
+  const options = ormOptions(entities, { clientUrl: db.url }, 3, {
+    log: captured.log,
+    clock,
+    timeouts: { statementMs: 5000, lockMs: 2000, idleInTransactionMs: 10_000 },
+  });
   orm = await MikroORM.init(options);
   await orm.getMigrator().up();
   admin = new Client({ connectionString: db.url });

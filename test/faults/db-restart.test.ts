@@ -119,7 +119,13 @@ test("a fast shutdown and the time the server is away: every call UNAVAILABLE DA
   expect(down.length).toBeLessThanOrEqual(2);
   for (const l of down)
     expect(l).toEqual(
-      expect.objectContaining({ level: 40, dependency: "database", reason: "DATABASE_UNAVAILABLE", kind: expect.any(String), procedure: "/boxoffice.concert.v1.ConcertService/ListConcerts" }),
+      expect.objectContaining({
+        level: 40,
+        dependency: "database",
+        reason: "DATABASE_UNAVAILABLE",
+        kind: expect.any(String),
+        procedure: "/boxoffice.concert.v1.ConcertService/ListConcerts",
+      }),
     );
   expect(back).toHaveLength(down.length);
   for (const l of back) expect(l).toEqual(expect.objectContaining({ level: 30, failures: expect.any(Number) }));

@@ -139,7 +139,10 @@ export async function fakePostgres(behaviour: FakeBehaviour): Promise<FakePostgr
         const length = buffered.readInt32BE(1);
         if (buffered.length < length + 1) break;
         const type = String.fromCharCode(buffered[0]);
-        const text = buffered.subarray(5, length + 1).toString().replace(/\0+$/, "");
+        const text = buffered
+          .subarray(5, length + 1)
+          .toString()
+          .replace(/\0+$/, "");
         buffered = buffered.subarray(length + 1);
         if (type === "X") return socket.end();
         if (type !== "Q") continue;

@@ -51,9 +51,12 @@ beforeAll(async () => {
   db = await createTestDatabase();
   // Every DB_* timeout at its default.
   deps = await createDeps(testConfig({ DATABASE_URL: db.url, SEED_DEMO_CATALOG: "true" }), captured.log, { startQueue: false });
-  const transport = createRouterTransport((router) => registerReservationRoutes(router, deps.modules.reservation, createPayReservationHandler(deps.modules.payment)), {
-    router: { interceptors: [createErrorInterceptor(captured.log, deps.metrics), fakeGate] },
-  });
+  const transport = createRouterTransport(
+    (router) => registerReservationRoutes(router, deps.modules.reservation, createPayReservationHandler(deps.modules.payment)),
+    {
+      router: { interceptors: [createErrorInterceptor(captured.log, deps.metrics), fakeGate] },
+    },
+  );
   reservations = createClient(ReservationService, transport);
   other = new Client({ connectionString: db.url });
   await other.connect();
@@ -112,7 +115,12 @@ test("HoldSeat on a seat whose row another session holds is UNAVAILABLE LOCK_TIM
   expect(waited).toBeLessThan(DEFAULT_LOCK_TIMEOUT_MS + 3000);
 
   expect(captured.lines.filter((l) => l.msg === "database row lock wait timed out")).toEqual([
-    expect.objectContaining({ level: 40, reason: "LOCK_TIMEOUT", kind: "55P03 lock_not_available", procedure: "/boxoffice.reservation.v1.ReservationService/HoldSeat" }),
+    expect.objectContaining({
+      level: 40,
+      reason: "LOCK_TIMEOUT",
+      kind: "55P03 lock_not_available",
+      procedure: "/boxoffice.reservation.v1.ReservationService/HoldSeat",
+    }),
   ]);
   expect(captured.lines.filter((l) => l.level >= 50)).toEqual([]);
   const counter = deps.metrics.registry.getSingleMetric("dependency_unavailable_total") as Counter;
@@ -129,9 +137,13 @@ test("the defect, with the timeouts off (0): the same HoldSeat waits for as long
     entities,
     createLogger("silent"),
   );
-  const transport = createRouterTransport((router) => registerReservationRoutes(router, { ...deps.modules.reservation, em: () => untimed.orm.em.fork() }, createPayReservationHandler(deps.modules.payment)), {
-    router: { interceptors: [createErrorInterceptor(createLogger("silent")), fakeGate] },
-  });
+  const transport = createRouterTransport(
+    (router) =>
+      registerReservationRoutes(router, { ...deps.modules.reservation, em: () => untimed.orm.em.fork() }, createPayReservationHandler(deps.modules.payment)),
+    {
+      router: { interceptors: [createErrorInterceptor(createLogger("silent")), fakeGate] },
+    },
+  );
   const untimedReservations = createClient(ReservationService, transport);
   try {
     await other.query("begin");
@@ -187,7 +199,10 @@ describe("a paused instance", () => {
     resume();
     const err = await stalled;
     expect(databaseFault(err)?.reason).toBe("DATABASE_UNAVAILABLE");
-    const { rows } = await other.query(`select s.price from seat s join concert_date d on d.id = s.concert_date_id where d.concert_id = $1 and d.date = $2 and s.seat_number = 8`, [CONCERT, DATE]);
+    const { rows } = await other.query(
+      `select s.price from seat s join concert_date d on d.id = s.concert_date_id where d.concert_id = $1 and d.date = $2 and s.seat_number = 8`,
+      [CONCERT, DATE],
+    );
     expect(BigInt(rows[0].price)).toBe(held.ok!.amount);
   });
 });

@@ -136,9 +136,7 @@ describe("PayReservation: a lost answer after the payment spent the token", () =
     expect(await refusal(onB.reservations.payReservation({ reservationId: id, idempotencyKey: "order-2" }, { headers }))).toEqual(
       refused("QUEUE_TOKEN_EXPIRED"),
     );
-    expect(await refusal(onB.reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 2 }, { headers }))).toEqual(
-      refused("QUEUE_TOKEN_EXPIRED"),
-    );
+    expect(await refusal(onB.reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 2 }, { headers }))).toEqual(refused("QUEUE_TOKEN_EXPIRED"));
     // The charge's key completed no payment: the token's refusal stands.
     expect(await refusal(onB.reservations.payReservation({ reservationId: id, idempotencyKey: "topup-1" }, { headers }))).toEqual(
       refused("QUEUE_TOKEN_EXPIRED"),
@@ -189,13 +187,13 @@ describe("PayReservation: a lost answer after the payment spent the token", () =
 
     // A waiting token (the payer queued again and was not admitted yet) is refused as ever.
     const waiting = (await onA.queue.issueToken({ userId: payer })).ticket!.token;
-    expect(await refusal(onB.reservations.payReservation({ reservationId: id, idempotencyKey: "shared-key" }, { headers: { "x-queue-token": waiting } }))).toEqual(
-      refused("QUEUE_TOKEN_WAITING"),
-    );
+    expect(
+      await refusal(onB.reservations.payReservation({ reservationId: id, idempotencyKey: "shared-key" }, { headers: { "x-queue-token": waiting } })),
+    ).toEqual(refused("QUEUE_TOKEN_WAITING"));
     const forged = `${waiting.slice(0, -4)}AAAA`;
-    expect(await refusal(onB.reservations.payReservation({ reservationId: id, idempotencyKey: "shared-key" }, { headers: { "x-queue-token": forged } }))).toEqual(
-      refused("QUEUE_TOKEN_INVALID"),
-    );
+    expect(
+      await refusal(onB.reservations.payReservation({ reservationId: id, idempotencyKey: "shared-key" }, { headers: { "x-queue-token": forged } })),
+    ).toEqual(refused("QUEUE_TOKEN_INVALID"));
     expect(await refusal(onB.reservations.payReservation({ reservationId: id, idempotencyKey: "shared-key" }))).toEqual(refused("QUEUE_TOKEN_MISSING"));
     await a.deps.queue.tick(); // let the waiting token in, so later tests see a tidy queue
   });

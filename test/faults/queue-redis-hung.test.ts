@@ -27,7 +27,12 @@ afterAll(async () => {
 });
 
 test("a hung Redis: calls fail UNAVAILABLE after the command timeout, and work again when it answers", async () => {
-  const queue = new Queue(createRedisQueueStore(client, `hung:${randomBytes(4).toString("hex")}:`), new ManualClock(T0), queueSettings(), createLogger("silent"));
+  const queue = new Queue(
+    createRedisQueueStore(client, `hung:${randomBytes(4).toString("hex")}:`),
+    new ManualClock(T0),
+    queueSettings(),
+    createLogger("silent"),
+  );
   const ticket = await queue.issueToken("before");
 
   redis.freeze();

@@ -45,7 +45,13 @@ async function instance(): Promise<Queue> {
   clients.push(client);
   const registry = new Registry();
   registries.push(registry);
-  return new Queue(createRedisQueueStore(client, prefix), clock, settings, log, createQueueMetrics(registry, () => 0));
+  return new Queue(
+    createRedisQueueStore(client, prefix),
+    clock,
+    settings,
+    log,
+    createQueueMetrics(registry, () => 0),
+  );
 }
 
 /** queue_restored_total over all instances. */

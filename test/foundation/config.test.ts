@@ -205,9 +205,15 @@ describe("rate limits", () => {
   });
 
   test.each(
-    ["RATE_LIMIT_UNAUTHENTICATED", "RATE_LIMIT_ISSUE_TOKEN", "RATE_LIMIT_ISSUE_TOKEN_ADDRESS", "RATE_LIMIT_HOLD_SEAT", "RATE_LIMIT_HOLD_SEAT_ADDRESS", "RATE_LIMIT_CHARGE", "RATE_LIMIT_CHARGE_ADDRESS"].flatMap(
-      (name) => bad.map((value) => [name, value]),
-    ),
+    [
+      "RATE_LIMIT_UNAUTHENTICATED",
+      "RATE_LIMIT_ISSUE_TOKEN",
+      "RATE_LIMIT_ISSUE_TOKEN_ADDRESS",
+      "RATE_LIMIT_HOLD_SEAT",
+      "RATE_LIMIT_HOLD_SEAT_ADDRESS",
+      "RATE_LIMIT_CHARGE",
+      "RATE_LIMIT_CHARGE_ADDRESS",
+    ].flatMap((name) => bad.map((value) => [name, value])),
   )("%s=%p is refused, naming the variable", (name, value) => {
     expect(configError({ [name]: value })).toMatch(naming(name));
   });
@@ -231,7 +237,9 @@ describe("documentation", () => {
   test("README's table and .env.example name every variable, and nothing else", () => {
     expect(variables.length).toBeGreaterThan(15);
     // The server's variables are the table of the Configuration section (the page's own server has its own).
-    const readme = readFileSync(join(root, "README.md"), "utf8").split(/^## Configuration$/m)[1].split(/^## /m)[0];
+    const readme = readFileSync(join(root, "README.md"), "utf8")
+      .split(/^## Configuration$/m)[1]
+      .split(/^## /m)[0];
     const table = [...readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map((m) => m[1]);
     expect(table.sort()).toEqual([...variables].sort());
     expect(Object.keys(example).sort()).toEqual([...variables].sort());

@@ -46,10 +46,13 @@ let statementTimeout: DriverException;
 beforeAll(async () => {
   const closed = `postgresql://postgres@127.0.0.1:${await freePort()}/none`;
   const nowhere = await MikroORM.init({ ...ormOptions(entities, { clientUrl: closed }, 1), connect: false });
-  refused = await nowhere.em.getConnection().execute("select 1").then(
-    () => Promise.reject(new Error("a closed port answered")),
-    (e) => nowhere.em.getDriver().convertException(e),
-  );
+  refused = await nowhere.em
+    .getConnection()
+    .execute("select 1")
+    .then(
+      () => Promise.reject(new Error("a closed port answered")),
+      (e) => nowhere.em.getDriver().convertException(e),
+    );
   await nowhere.close(true);
   refusedRaw = await new Client({ connectionString: closed }).connect().then(
     () => Promise.reject(new Error("a closed port answered")),
@@ -103,7 +106,12 @@ beforeEach(() => {
 
 async function callFailing(err: unknown): Promise<ConnectError> {
   failWith = err;
-  return ConnectError.from(await client.issueToken({ userId: "u1" }).then(() => undefined, (e) => e));
+  return ConnectError.from(
+    await client.issueToken({ userId: "u1" }).then(
+      () => undefined,
+      (e) => e,
+    ),
+  );
 }
 
 /** A pg driver error as MikroORM receives it, for the library's own wrappers. */
@@ -161,7 +169,10 @@ test("a server stream that fails after its first message ends INTERNAL without t
   const received: string[] = [];
   const err = await (async () => {
     for await (const res of client.watchQueueStatus({ token: "t".repeat(16) })) received.push(res.ticket!.token);
-  })().then(() => undefined, (e) => ConnectError.from(e));
+  })().then(
+    () => undefined,
+    (e) => ConnectError.from(e),
+  );
   expect(received).toEqual(["first"]);
   expect(err?.code).toBe(Code.Internal);
   expect(err?.rawMessage).not.toContain("hunter2");
@@ -170,9 +181,9 @@ test("a server stream that fails after its first message ends INTERNAL without t
 
 describe("the database unavailable", () => {
   const unavailableTotal = async (reason: string) =>
-    ((await (metrics.registry.getSingleMetric("dependency_unavailable_total") as Counter).get()).values.find(
+    (await (metrics.registry.getSingleMetric("dependency_unavailable_total") as Counter).get()).values.find(
       (v) => v.labels.dependency === "database" && v.labels.reason === reason,
-    )?.value ?? 0);
+    )?.value ?? 0;
   const outageLines = () => lines.filter((l) => l.dependency === "database");
 
   test("connection refused, wrapped by MikroORM or raw from the driver, is UNAVAILABLE DATABASE_UNAVAILABLE", async () => {
@@ -209,9 +220,7 @@ describe("the database unavailable", () => {
     failWith = undefined;
     await client.issueToken({ userId: "u1" });
     await client.issueToken({ userId: "u1" });
-    expect(outageLines().slice(1)).toEqual([
-      expect.objectContaining({ level: 30, msg: "database available again", failures: 5, unavailableMs: 5500 }),
-    ]);
+    expect(outageLines().slice(1)).toEqual([expect.objectContaining({ level: 30, msg: "database available again", failures: 5, unavailableMs: 5500 })]);
   });
 
   test("a burst right after a logged recovery is said once more; later ones in the window are only counted; past it, the count held back", async () => {

@@ -28,8 +28,16 @@ function capture() {
     },
   });
   const log = createLogger("info", destination);
-  const lines = () => raw.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
-  const leaked = () => Object.entries(SECRETS).filter(([, v]) => raw.join("").includes(v)).map(([k]) => k);
+  const lines = () =>
+    raw
+      .join("")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, any>);
+  const leaked = () =>
+    Object.entries(SECRETS)
+      .filter(([, v]) => raw.join("").includes(v))
+      .map(([k]) => k);
   return { log, lines, leaked };
 }
 
@@ -115,18 +123,21 @@ describe("over a real PostgreSQL", () => {
   afterAll(() => orm?.close(true));
 
   test("a database error keeps its SQLSTATE, constraint and stack, never the statement's values", async () => {
-    const failure = await orm.em.fork().transactional(async (tx) => {
-      await tx.execute(
-        `create temp table charge_probe (user_id text, idempotency_key text, amount bigint,
+    const failure = await orm.em
+      .fork()
+      .transactional(async (tx) => {
+        await tx.execute(
+          `create temp table charge_probe (user_id text, idempotency_key text, amount bigint,
          constraint charge_probe_key_unique unique (user_id, idempotency_key)) on commit drop`,
-      );
-      const insert = `insert into charge_probe (user_id, idempotency_key, amount) values (?, ?, ?)`;
-      await tx.execute(insert, ["alice", SECRETS.idempotencyKey, SECRETS.amount]);
-      return tx.execute(insert, ["alice", SECRETS.idempotencyKey, SECRETS.amount]).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-    }).catch((e: unknown) => e);
+        );
+        const insert = `insert into charge_probe (user_id, idempotency_key, amount) values (?, ?, ?)`;
+        await tx.execute(insert, ["alice", SECRETS.idempotencyKey, SECRETS.amount]);
+        return tx.execute(insert, ["alice", SECRETS.idempotencyKey, SECRETS.amount]).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      })
+      .catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(UniqueConstraintViolationException);
     // What the log would get without the serializer: the statement with the values inlined, and the key in `detail`.
     expect((failure as Error).message).toContain(SECRETS.idempotencyKey);
@@ -158,7 +169,10 @@ describe("over a real PostgreSQL", () => {
   });
 
   test("a value PostgreSQL quotes in its own message is masked", async () => {
-    const failure = await orm.em.fork().execute(`select ?::uuid as id`, [SECRETS.sqlParam]).catch((e: unknown) => e);
+    const failure = await orm.em
+      .fork()
+      .execute(`select ?::uuid as id`, [SECRETS.sqlParam])
+      .catch((e: unknown) => e);
     expect((failure as Error).message).toContain(SECRETS.sqlParam);
     const { log, lines, leaked } = capture();
     log.error({ err: failure }, "unexpected failure");
@@ -169,7 +183,12 @@ describe("over a real PostgreSQL", () => {
   test("the ORM never logs queries, even with debug on and a query asking for it", async () => {
     const run = async (overrides: Partial<Options>) => {
       const written: string[] = [];
-      const probe = await MikroORM.init({ ...ormOptions(entities, { clientUrl: adminUrl() }, 1), debug: true, logger: (m: string) => written.push(m), ...overrides });
+      const probe = await MikroORM.init({
+        ...ormOptions(entities, { clientUrl: adminUrl() }, 1),
+        debug: true,
+        logger: (m: string) => written.push(m),
+        ...overrides,
+      });
       try {
         await probe.em.fork().execute(`select ?::text as v`, [SECRETS.sqlParam], "all", { enabled: true });
         await probe.em.fork().execute(`select ?::text as v, ?::bigint as amount`, [SECRETS.idempotencyKey, SECRETS.amount]);

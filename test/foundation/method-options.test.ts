@@ -77,7 +77,12 @@ test("the gated set is exactly the five booking RPCs, as GATED_PROCEDURES and by
   ];
   expect([...GATED_PROCEDURES].sort()).toEqual(five);
   expect([...gatedProcedures()].sort()).toEqual(five);
-  expect(rpcs.filter((r) => accessOf(r.method.parent.typeName, r.short)?.queueToken).map((r) => r.name).sort()).toEqual(five);
+  expect(
+    rpcs
+      .filter((r) => accessOf(r.method.parent.typeName, r.short)?.queueToken)
+      .map((r) => r.name)
+      .sort(),
+  ).toEqual(five);
 });
 
 test("health and reflection are public infrastructure without an option; an unknown RPC is nobody's", () => {
@@ -130,7 +135,11 @@ describe("an RPC that declares no usable access stops the server at start", () =
     ["queue_token left unspecified", { auth: Auth.USER }, /queue_token must be/],
     ["a public RPC behind the queue", { auth: Auth.PUBLIC, queueToken: QueueToken.REQUIRED }, /AUTH_PUBLIC, so it cannot require a queue token/],
     ["a public RPC with a scope", { auth: Auth.PUBLIC, queueToken: QueueToken.NOT_REQUIRED, requiredScope: SCOPES.walletCharge }, /AUTH_PUBLIC/],
-    ["a misspelt scope", { auth: Auth.USER, queueToken: QueueToken.NOT_REQUIRED, requiredScope: "wallet:chrage" }, /"wallet:chrage", which the server does not know/],
+    [
+      "a misspelt scope",
+      { auth: Auth.USER, queueToken: QueueToken.NOT_REQUIRED, requiredScope: "wallet:chrage" },
+      /"wallet:chrage", which the server does not know/,
+    ],
     ["a misspelt any_user_scope", { auth: Auth.USER, queueToken: QueueToken.NOT_REQUIRED, anyUserScope: "boxoffice:svc" }, /"boxoffice:svc"/],
   ] as const)("%s", (_what, init, message) => {
     const probe = serviceWith({ name: "Probe", options: declaring(init) });

@@ -52,9 +52,7 @@ export function postgresBinDir(): string {
 function asServiceUser(cmd: string, args: string[]): void {
   const quoted = [cmd, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
   const root = process.getuid?.() === 0;
-  const r = root
-    ? spawnSync("su", ["postgres", "-s", "/bin/sh", "-c", quoted], { encoding: "utf8" })
-    : spawnSync("sh", ["-c", quoted], { encoding: "utf8" });
+  const r = root ? spawnSync("su", ["postgres", "-s", "/bin/sh", "-c", quoted], { encoding: "utf8" }) : spawnSync("sh", ["-c", quoted], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`${cmd} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
 }
 

@@ -21,7 +21,13 @@ let s: TestServer;
 beforeAll(async () => {
   db = await createTestDatabase();
   s = await startTestServer(
-    { DATABASE_URL: db.url, REDIS_URLS: testRedisUrl(), QUEUE_REDIS_PREFIX: `flow:${randomBytes(4).toString("hex")}:`, SEED_DEMO_CATALOG: "true", METRICS_PORT: "0" },
+    {
+      DATABASE_URL: db.url,
+      REDIS_URLS: testRedisUrl(),
+      QUEUE_REDIS_PREFIX: `flow:${randomBytes(4).toString("hex")}:`,
+      SEED_DEMO_CATALOG: "true",
+      METRICS_PORT: "0",
+    },
     { startQueue: false },
   );
 });
@@ -72,7 +78,9 @@ test("queue, browse, hold, charge, pay; the token is then spent", async () => {
   // Payment expired the token: the gate now refuses it, before any work...
   expect((await queue.getQueueStatus({ token: ticket!.token })).ticket?.status).toBe(QueueStatus.EXPIRED);
   for (const idempotencyKey of ["", "pay-2"]) {
-    const spent = await reservations.payReservation({ reservationId: reservation!.reservationId, idempotencyKey }, { headers }).catch((e) => ConnectError.from(e));
+    const spent = await reservations
+      .payReservation({ reservationId: reservation!.reservationId, idempotencyKey }, { headers })
+      .catch((e) => ConnectError.from(e));
     expect((spent as ConnectError).code).toBe(Code.FailedPrecondition);
     expect((spent as ConnectError).findDetails(ErrorInfoSchema)[0]?.reason).toBe("QUEUE_TOKEN_EXPIRED");
   }

@@ -95,7 +95,13 @@ test("the unit of work: reservation and seat locked in one statement, then the w
   expect(locks[0]).toMatch(/from "reservation" as "r" .*join "seat" as "s" .*join "concert_date" as "d" .*for update of "r", "s"$/);
   expect(locks[1]).toMatch(/from "wallet" as "w0" .*for update$/);
   const writes = statements.filter((q) => /^(insert|update)/.test(q)).map((q) => q.split(" ").slice(0, 3).join(" "));
-  expect(writes.sort()).toEqual(['insert into "payment"', 'insert into "wallet_entry"', 'update "reservation" set', 'update "seat" set', 'update "wallet" set']);
+  expect(writes.sort()).toEqual([
+    'insert into "payment"',
+    'insert into "wallet_entry"',
+    'update "reservation" set',
+    'update "seat" set',
+    'update "wallet" set',
+  ]);
   expect(await state(id)).toEqual({ status: "CONFIRMED", sold: id, held: null, payments: 1, entries: 1 });
 });
 
@@ -218,7 +224,9 @@ test("charges and payments share one key space: reusing a key across them is IDE
   expect(await getBalance(em(), "keys")).toBe(50_000);
   const paid = await pay(id, "k-pay");
   for (const amount of [1000n, 5000n]) {
-    expect(refusal(await chargeBalance(em(), clock, s.deps.config.wallet, { userId: "keys", amount, idempotencyKey: "k-pay" }).catch((e) => e))).toEqual(reused);
+    expect(refusal(await chargeBalance(em(), clock, s.deps.config.wallet, { userId: "keys", amount, idempotencyKey: "k-pay" }).catch((e) => e))).toEqual(
+      reused,
+    );
   }
   expect(await getBalance(em(), "keys")).toBe(paid.balance);
   // The charge's own retry still answers the charge.
@@ -228,7 +236,10 @@ test("charges and payments share one key space: reusing a key across them is IDE
   for (let seat = 2; seat <= 12; seat++) {
     const key = `race-${seat}`;
     const reservationId = await hold("keys", where, seat);
-    const [p, c] = await Promise.allSettled([pay(reservationId, key), chargeBalance(em(), clock, s.deps.config.wallet, { userId: "keys", amount: 1000n, idempotencyKey: key })]);
+    const [p, c] = await Promise.allSettled([
+      pay(reservationId, key),
+      chargeBalance(em(), clock, s.deps.config.wallet, { userId: "keys", amount: 1000n, idempotencyKey: key }),
+    ]);
     expect([p, c].filter((x) => x.status === "fulfilled")).toHaveLength(1);
     const loser = [p, c].find((x) => x.status === "rejected") as PromiseRejectedResult;
     expect(refusal(loser.reason)).toEqual(reused);

@@ -29,7 +29,8 @@ describe.each([memoryFactory(), redisFactory()])("ACTIVE idle TTL: $name store",
       createLogger("silent"),
       createQueueMetrics(registry, () => queue.openStreams),
     );
-    const idleExpiries = async () => (await registry.getSingleMetric("queue_expiries_total")!.get()).values.find((v) => v.labels.reason === "active_idle")?.value ?? 0;
+    const idleExpiries = async () =>
+      (await registry.getSingleMetric("queue_expiries_total")!.get()).values.find((v) => v.labels.reason === "active_idle")?.value ?? 0;
     return { clock, calls, queue, idleExpiries };
   }
 

@@ -155,7 +155,13 @@ test("WatchQueueStatus: at most QUEUE_MAX_STREAMS_PER_TOKEN streams per token, r
     const ac = new AbortController();
     opened.push(ac);
     const first = streams.watchQueueStatus({ token: t }, { signal: ac.signal })[Symbol.asyncIterator]().next();
-    return { ac, first: first.then((r) => r.value.ticket, (e) => ConnectError.from(e)) };
+    return {
+      ac,
+      first: first.then(
+        (r) => r.value.ticket,
+        (e) => ConnectError.from(e),
+      ),
+    };
   };
   const isExceeded = (r: unknown) => {
     if (!(r instanceof ConnectError)) return false;

@@ -29,7 +29,12 @@ test("QUEUE_TOKEN_SECRETS: plain text of 32+ characters or base64: of 32+ bytes,
 });
 
 test("REDIS_SENTINELS with REDIS_SENTINEL_NAME (each requires the other); REDIS_COMMAND_TIMEOUT", () => {
-  const c = loadConfig({ REDIS_SENTINELS: "10.0.0.1:26379, sentinel-b:26380", REDIS_SENTINEL_NAME: "queue", REDIS_SENTINEL_PASSWORD: "pw", REDIS_COMMAND_TIMEOUT: "250ms" });
+  const c = loadConfig({
+    REDIS_SENTINELS: "10.0.0.1:26379, sentinel-b:26380",
+    REDIS_SENTINEL_NAME: "queue",
+    REDIS_SENTINEL_PASSWORD: "pw",
+    REDIS_COMMAND_TIMEOUT: "250ms",
+  });
   expect(c.redisSentinel).toEqual({
     sentinels: [
       { host: "10.0.0.1", port: 26379 },

@@ -156,7 +156,9 @@ describe("through the server, AUTH_MODE=jwt", () => {
     notYours(await refusal(concerts.listAvailableDates({ concertId: "iu-golden-hour-2027" }, { headers: { ...bob, "x-queue-token": holder.token } })));
 
     // The owner and a trusted service pass.
-    await expect(concerts.listAvailableDates({ concertId: "iu-golden-hour-2027" }, { headers: { ...alice, "x-queue-token": holder.token } })).resolves.toBeDefined();
+    await expect(
+      concerts.listAvailableDates({ concertId: "iu-golden-hour-2027" }, { headers: { ...alice, "x-queue-token": holder.token } }),
+    ).resolves.toBeDefined();
     const svc = await bearer("box-office-svc", "boxoffice:service");
     expect((await q.getQueueStatus({ token: holder.token }, { headers: svc })).ticket?.status).toBe(QueueStatus.ACTIVE);
 

@@ -67,7 +67,7 @@ describe("early in an on-sale", () => {
     expect(status.position).toBe(122);
     expect(status.estimatedWaitMs).toEqual(about((123 / 200) * 1000));
     // What the fixed one-minute window said: 50 admissions a minute.
-    expect(status.estimatedWaitMs).toBeLessThan((123 / 50) * 60_000 / 40);
+    expect(status.estimatedWaitMs).toBeLessThan(((123 / 50) * 60_000) / 40);
   });
 
   test("a queue whose very first round is the on-sale's gets the rate from its second round", async () => {

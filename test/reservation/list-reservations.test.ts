@@ -61,9 +61,7 @@ async function seed(userId: string, n: number, at: Date, stepMs = 0): Promise<st
     confirmedAt: null,
   }));
   await em().insertMany(Reservation, rows);
-  return rows
-    .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
-    .map((r) => r.id);
+  return rows.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)).map((r) => r.id);
 }
 
 async function pageThrough(userId: string, pageSize: number): Promise<{ pages: string[][]; tokens: string[] }> {

@@ -93,7 +93,10 @@ test("a cancel that read the hold before a payment committed is ABORTED/CONCURRE
   expect(paid.reservation.status).toBe("CONFIRMED");
   expect(await row(id)).toMatchObject({ status: "CONFIRMED", held: null, sold: id });
   // The retry sees what won.
-  expect(await rejection(reservations.cancelHold({ reservationId: id }, asUser(userId)))).toEqual({ code: Code.FailedPrecondition, reason: "RESERVATION_NOT_HELD" });
+  expect(await rejection(reservations.cancelHold({ reservationId: id }, asUser(userId)))).toEqual({
+    code: Code.FailedPrecondition,
+    reason: "RESERVATION_NOT_HELD",
+  });
 });
 
 test("two cancels of one hold: the one that read the older version is ABORTED/CONCURRENT_UPDATE", async () => {

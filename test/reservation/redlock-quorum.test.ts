@@ -36,7 +36,11 @@ afterAll(async () => {
 
 const hold = (input: HoldSeatInput, options?: HoldSeatOptions, using = locks) => holdSeat(s.orm.em.fork(), using, clock, s.config.hold, input, options);
 const rush = async (date: string, seatNumber: number, n: number, options?: HoldSeatOptions) =>
-  tally(await Promise.allSettled(Array.from({ length: n }, (_, i) => hold({ userId: `fan-${date}-${seatNumber}-${i}`, concertId: BTS.id, date, seatNumber }, options))));
+  tally(
+    await Promise.allSettled(
+      Array.from({ length: n }, (_, i) => hold({ userId: `fan-${date}-${seatNumber}-${i}`, concertId: BTS.id, date, seatNumber }, options)),
+    ),
+  );
 
 async function stop(i: number): Promise<void> {
   await extra[i].stop();

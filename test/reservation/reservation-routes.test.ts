@@ -50,7 +50,6 @@ beforeAll(async () => {
 });
 afterAll(() => s?.close());
 
-
 test("HoldSeat maps the hold to the proto: server price as int64, expiry, status", async () => {
   const { reservation } = await reservations.holdSeat({ concertId: CONCERT, date: DATE, seatNumber: 12 }, asUser("alice"));
   expect(reservation).toMatchObject({ userId: "alice", concertId: CONCERT, date: DATE, seatNumber: 12, amount: 143_000n, status: ReservationStatus.HELD });

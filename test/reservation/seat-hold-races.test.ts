@@ -42,8 +42,7 @@ afterAll(async () => {
   await s?.close();
 });
 
-const hold = (input: HoldSeatInput, options?: HoldSeatOptions, hold = s.config.hold) =>
-  holdSeat(s.orm.em.fork(), locks, clock, hold, input, options);
+const hold = (input: HoldSeatInput, options?: HoldSeatOptions, hold = s.config.hold) => holdSeat(s.orm.em.fork(), locks, clock, hold, input, options);
 
 /** Reservations the database says are live holds on a show, by seat number. */
 async function liveHolds(concertId: string, date: string): Promise<Map<number, string[]>> {
@@ -58,10 +57,12 @@ async function liveHolds(concertId: string, date: string): Promise<Map<number, s
 }
 
 async function seatHolder(concertId: string, date: string, seatNumber: number): Promise<string | null> {
-  const [row] = await s.orm.em.fork().execute<{ held_by_reservation_id: string | null }[]>(
-    `select s.held_by_reservation_id from seat s join concert_date d on d.id = s.concert_date_id where d.concert_id = ? and d.date = ? and s.seat_number = ?`,
-    [concertId, date, seatNumber],
-  );
+  const [row] = await s.orm.em
+    .fork()
+    .execute<{ held_by_reservation_id: string | null }[]>(
+      `select s.held_by_reservation_id from seat s join concert_date d on d.id = s.concert_date_id where d.concert_id = ? and d.date = ? and s.seat_number = ?`,
+      [concertId, date, seatNumber],
+    );
   return row.held_by_reservation_id;
 }
 
@@ -155,7 +156,17 @@ describe("the race the database guard closes (pretix style)", () => {
       const id = randomUUID();
       const holdExpiresAt = new Date(now.getTime() + s.config.hold.ttlMs);
       await tx.nativeUpdate(Seat, { id: seat.id }, { heldByReservationId: id, holdExpiresAt });
-      await tx.insert(Reservation, { id, userId: input.userId, seat: seat.id, amount: seat.price, status: "HELD", holdExpiresAt, createdAt: now, confirmedAt: null, idempotencyKey: null });
+      await tx.insert(Reservation, {
+        id,
+        userId: input.userId,
+        seat: seat.id,
+        amount: seat.price,
+        status: "HELD",
+        holdExpiresAt,
+        createdAt: now,
+        confirmedAt: null,
+        idempotencyKey: null,
+      });
       return id;
     });
   }
@@ -266,7 +277,9 @@ describe("one idempotency key, many concurrent calls (a client retrying before t
     const seats = Array.from({ length: 10 }, (_, i) => 11 + i);
     const t = tally(
       await Promise.allSettled(
-        seats.map((seatNumber) => holdSeat(s.orm.em.fork(), lockWith(), clock, s.config.hold, { userId, concertId: BTS.id, date, seatNumber, idempotencyKey: "one-key" })),
+        seats.map((seatNumber) =>
+          holdSeat(s.orm.em.fork(), lockWith(), clock, s.config.hold, { userId, concertId: BTS.id, date, seatNumber, idempotencyKey: "one-key" }),
+        ),
       ),
     );
     expect(t.errors).toEqual([]);

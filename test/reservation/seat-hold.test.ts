@@ -100,9 +100,7 @@ test("after HOLD_TTL another user can hold the seat, and the old holder can no l
 test("cancel: only the holder, frees the seat at once, and only once", async () => {
   const r = await hold("erin", 6);
   expect(await rejection(cancelHold(em(), clock, "mallory", r.id))).toEqual(refusal(Code.NotFound, "RESERVATION_NOT_FOUND"));
-  expect(await rejection(cancelHold(em(), clock, "erin", "00000000-0000-4000-8000-000000000000"))).toEqual(
-    refusal(Code.NotFound, "RESERVATION_NOT_FOUND"),
-  );
+  expect(await rejection(cancelHold(em(), clock, "erin", "00000000-0000-4000-8000-000000000000"))).toEqual(refusal(Code.NotFound, "RESERVATION_NOT_FOUND"));
   const cancelled = await cancelHold(em(), clock, "erin", r.id);
   expect(cancelled).toMatchObject({ id: r.id, status: "CANCELLED", seatNumber: 6, concertId: CONCERT, date: DATE });
   expect(await seatRow(6)).toMatchObject({ heldByReservationId: null, holdExpiresAt: null });
@@ -147,9 +145,7 @@ test("ListReservations: the user's own, newest first, with the status at the clo
   list = (await listReservations(em(), clock, "iris", 0, "")).reservations;
   expect(list.map((r) => r.status)).toEqual(["EXPIRED", "CANCELLED", "EXPIRED"]);
   expect(await listReservations(em(), clock, "nobody", 0, "")).toEqual({ reservations: [], nextPageToken: "" });
-  expect(await rejection(getReservation(em(), clock, "00000000-0000-4000-8000-000000000000"))).toEqual(
-    refusal(Code.NotFound, "RESERVATION_NOT_FOUND"),
-  );
+  expect(await rejection(getReservation(em(), clock, "00000000-0000-4000-8000-000000000000"))).toEqual(refusal(Code.NotFound, "RESERVATION_NOT_FOUND"));
 });
 
 test("the sweeper tidies expired holds and frees only seats nobody re-held", async () => {

@@ -35,14 +35,12 @@ const reason = (e: ConnectError) => e.findDetails(ErrorInfoSchema)[0]?.reason;
 
 /** The ledger must explain the balance exactly. */
 async function ledgerMatches(userId: string) {
-  const [row] = await s.deps.orm.em
-    .fork()
-    .execute<{ balance: string | null; sum: string | null; n: string }[]>(
-      `select (select balance from wallet where user_id = ?) as balance,
+  const [row] = await s.deps.orm.em.fork().execute<{ balance: string | null; sum: string | null; n: string }[]>(
+    `select (select balance from wallet where user_id = ?) as balance,
               (select sum(amount) from wallet_entry where user_id = ?) as sum,
               (select count(*) from wallet_entry where user_id = ?) as n`,
-      [userId, userId, userId],
-    );
+    [userId, userId, userId],
+  );
   return { balance: Number(row.balance ?? 0), sum: Number(row.sum ?? 0), entries: Number(row.n) };
 }
 

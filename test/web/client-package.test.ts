@@ -118,7 +118,13 @@ describe.each<Protocol>(["connect", "grpc-web"])("the helpers against the server
     bo.queueToken = ticket!.token;
     const err = await bo.concerts.listAvailableDates({ concertId: "iu-golden-hour-2027" }).catch((e: unknown) => e);
     const r = refusalOf(err);
-    expect(r).toMatchObject({ code: Code.FailedPrecondition, reason: "QUEUE_TOKEN_WAITING", metadata: { position: "1" }, retryable: false, unreachable: false });
+    expect(r).toMatchObject({
+      code: Code.FailedPrecondition,
+      reason: "QUEUE_TOKEN_WAITING",
+      metadata: { position: "1" },
+      retryable: false,
+      unreachable: false,
+    });
     expect(waitingTicket(err)).toMatchObject({ token: ticket!.token, userId: "helper", status: QueueStatus.WAITING, position: 1n });
     expect(r.requestId).toMatch(/.+/);
     expect(explain(r).title).toBe("You're still in line.");

@@ -132,7 +132,11 @@ describe("CORS_ALLOWED_HEADERS", () => {
     try {
       const res = await fetch(`${traced.api.baseUrl}/boxoffice.concert.v1.ConcertService/ListConcerts`, {
         method: "OPTIONS",
-        headers: { origin: new URL(traced.url).origin, "access-control-request-method": "POST", "access-control-request-headers": "traceparent,baggage,content-type" },
+        headers: {
+          origin: new URL(traced.url).origin,
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "traceparent,baggage,content-type",
+        },
       });
       expect(res.status).toBe(204);
       const allowed = res.headers.get("access-control-allow-headers")!.toLowerCase().split(/,\s*/);

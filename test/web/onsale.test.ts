@@ -129,12 +129,10 @@ describe.each<Protocol>(["connect", "grpc-web"])("the on-sale page over %s", (pr
       expect(await p.locator("[data-testid=legend-sold]").innerText()).toBe("Sold");
       const looks = await Promise.all(
         [3, 4, 12].map((n) =>
-          p
-            .locator(`[data-testid=seat-map] [data-seat='${n}']`)
-            .evaluate((e) => {
-              const style = e.ownerDocument.defaultView!.getComputedStyle(e);
-              return `${style.backgroundImage} ${style.backgroundColor}`;
-            }),
+          p.locator(`[data-testid=seat-map] [data-seat='${n}']`).evaluate((e) => {
+            const style = e.ownerDocument.defaultView!.getComputedStyle(e);
+            return `${style.backgroundImage} ${style.backgroundColor}`;
+          }),
         ),
       );
       expect(new Set(looks).size).toBe(3);
@@ -184,7 +182,17 @@ describe.each<Protocol>(["connect", "grpc-web"])("the on-sale page over %s", (pr
 
       // Every call went over the protocol asked for, the queue on a stream.
       const used = new Set(calls.map((c) => c.path.split("/").pop()));
-      for (const rpc of ["ListConcerts", "GetBalance", "IssueToken", "WatchQueueStatus", "ListAvailableDates", "ListAvailableSeats", "HoldSeat", "PayReservation", "ChargeBalance"])
+      for (const rpc of [
+        "ListConcerts",
+        "GetBalance",
+        "IssueToken",
+        "WatchQueueStatus",
+        "ListAvailableDates",
+        "ListAvailableSeats",
+        "HoldSeat",
+        "PayReservation",
+        "ChargeBalance",
+      ])
         expect(used).toContain(rpc);
       expect(calls.filter((c) => !EXPECTED_CONTENT_TYPES[protocol].test(c.contentType))).toEqual([]);
       expect(errors).toEqual([]);

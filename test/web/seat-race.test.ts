@@ -63,8 +63,14 @@ test("two browsers press Hold on the same seat at once: one holds it, the other 
     // Each page ends in one of the two outcomes.
     const outcome = (p: Page) =>
       Promise.race([
-        p.locator("[data-testid=hold-timer]").waitFor().then(() => "won" as const),
-        p.locator('[data-testid=notice][data-reason="SEAT_UNAVAILABLE"]').waitFor().then(() => "lost" as const),
+        p
+          .locator("[data-testid=hold-timer]")
+          .waitFor()
+          .then(() => "won" as const),
+        p
+          .locator('[data-testid=notice][data-reason="SEAT_UNAVAILABLE"]')
+          .waitFor()
+          .then(() => "lost" as const),
       ]);
     const outcomes = await Promise.all(pages.map(outcome));
     expect([...outcomes].sort()).toEqual(["lost", "won"]);

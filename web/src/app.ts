@@ -578,7 +578,12 @@ export function createApp(root: HTMLElement, config: PageConfig) {
     if (state.hold?.status === ReservationStatus.HELD && timestampMs(state.hold.holdExpiresAt!) <= now) {
       const seat = state.hold.seatNumber;
       state.hold = undefined;
-      say({ reason: "HOLD_EXPIRED", title: `Your hold on seat ${seat} ran out.`, detail: "The seat went back on sale. Hold it again if it's still free.", tone: "warn" });
+      say({
+        reason: "HOLD_EXPIRED",
+        title: `Your hold on seat ${seat} ran out.`,
+        detail: "The seat went back on sale. Hold it again if it's still free.",
+        tone: "warn",
+      });
       void loadShow(true);
     }
     if (state.ticket?.status === QueueStatus.ACTIVE && timestampMs(state.ticket.expiresAt!) <= now) {

@@ -26,9 +26,7 @@ export function showDay(date: string): { weekday: string; day: string; month: st
 export function showTime(t: Timestamp | undefined): string {
   const d = toDate(t);
   if (!d) return "";
-  return new Intl.DateTimeFormat("en-US", { hour: "numeric", minute: "2-digit", timeZone: VENUE_TZ, timeZoneName: "short" })
-    .format(d)
-    .replace("GMT+9", "KST");
+  return new Intl.DateTimeFormat("en-US", { hour: "numeric", minute: "2-digit", timeZone: VENUE_TZ, timeZoneName: "short" }).format(d).replace("GMT+9", "KST");
 }
 
 /** mm:ss until `deadline` (never negative). */

@@ -13,7 +13,12 @@ export function jwtClaims(token: string): { sub?: string; name?: string; preferr
   const part = token.split(".")[1];
   if (!part) return undefined;
   try {
-    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "="));
+    const json = atob(
+      part
+        .replace(/-/g, "+")
+        .replace(/_/g, "/")
+        .padEnd(Math.ceil(part.length / 4) * 4, "="),
+    );
     const claims: unknown = JSON.parse(new TextDecoder().decode(Uint8Array.from(json, (c) => c.charCodeAt(0))));
     return typeof claims === "object" && claims !== null ? (claims as ReturnType<typeof jwtClaims>) : undefined;
   } catch {

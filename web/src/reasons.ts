@@ -28,7 +28,9 @@ const conflict: Words = () => ({
   tone: "warn",
   next: "retry",
 });
-const signInAgain = (title: string, detail = "Sign in again to continue."): Words => () => ({ title, detail, tone: "error", next: "signin" });
+const signInAgain =
+  (title: string, detail = "Sign in again to continue."): Words =>
+  () => ({ title, detail, tone: "error", next: "signin" });
 
 /** Plain words for every reason the server documents (the client package lists them; a test checks none is missing here). */
 export const WORDS: Record<Reason, Words> = {
@@ -52,11 +54,17 @@ export const WORDS: Record<Reason, Words> = {
     detail: "Top-ups are credited by the payment provider, not from this page.",
     tone: "error",
   }),
-  QUEUE_TOKEN_NOT_YOURS: () => ({ title: "That queue pass belongs to someone else.", detail: "Join the queue with your own account.", tone: "error", next: "rejoin" }),
+  QUEUE_TOKEN_NOT_YOURS: () => ({
+    title: "That queue pass belongs to someone else.",
+    detail: "Join the queue with your own account.",
+    tone: "error",
+    next: "rejoin",
+  }),
   // Slow down.
   RATE_LIMITED: (r) => ({
     title: "Too many tries in a short time.",
-    detail: r.retryAfterMs !== undefined ? `Please wait ${Math.max(1, Math.ceil(r.retryAfterMs / 1000))} s and try again.` : "Please wait a little and try again.",
+    detail:
+      r.retryAfterMs !== undefined ? `Please wait ${Math.max(1, Math.ceil(r.retryAfterMs / 1000))} s and try again.` : "Please wait a little and try again.",
     tone: "warn",
   }),
   QUEUE_STREAMS_EXCEEDED: () => ({
@@ -65,7 +73,12 @@ export const WORDS: Record<Reason, Words> = {
     tone: "info",
   }),
   // The queue.
-  QUEUE_TOKEN_MISSING: () => ({ title: "You need a place in the queue to book.", detail: "Join the queue; it only takes a moment when it's quiet.", tone: "warn", next: "rejoin" }),
+  QUEUE_TOKEN_MISSING: () => ({
+    title: "You need a place in the queue to book.",
+    detail: "Join the queue; it only takes a moment when it's quiet.",
+    tone: "warn",
+    next: "rejoin",
+  }),
   QUEUE_TOKEN_INVALID: () => ({ title: "Your queue pass isn't valid any more.", detail: "Join the queue again.", tone: "warn", next: "rejoin" }),
   QUEUE_TOKEN_EXPIRED: () => ({
     title: "Your booking window has closed.",
@@ -100,7 +113,12 @@ export const WORDS: Record<Reason, Words> = {
     detail: "Pay for a seat you hold, or release one, before holding another.",
     tone: "warn",
   }),
-  HOLD_EXPIRED: () => ({ title: "Your hold ran out before payment.", detail: "The seat went back on sale. Hold it again if it's still free.", tone: "warn", next: "pick-seat" }),
+  HOLD_EXPIRED: () => ({
+    title: "Your hold ran out before payment.",
+    detail: "The seat went back on sale. Hold it again if it's still free.",
+    tone: "warn",
+    next: "pick-seat",
+  }),
   RESERVATION_NOT_HELD: () => ({ title: "This seat isn't held for you any more.", detail: "Pick a seat and hold it again.", tone: "warn", next: "pick-seat" }),
   ALREADY_PAID: () => ({ title: "This seat is already paid for. It's yours.", tone: "info" }),
   INSUFFICIENT_BALANCE: (r) => {
@@ -117,7 +135,12 @@ export const WORDS: Record<Reason, Words> = {
     };
   },
   BALANCE_LIMIT_EXCEEDED: () => ({ title: "That top-up would take your balance over the maximum a wallet may hold.", tone: "error" }),
-  IDEMPOTENCY_KEY_REUSED: () => ({ title: "That request was already used for something else.", detail: "Nothing was changed. Please try again.", tone: "error", next: "retry" }),
+  IDEMPOTENCY_KEY_REUSED: () => ({
+    title: "That request was already used for something else.",
+    detail: "Nothing was changed. Please try again.",
+    tone: "error",
+    next: "retry",
+  }),
   // Not found.
   CONCERT_NOT_FOUND: () => ({ title: "We couldn't find that concert.", detail: "It may have been taken off sale.", tone: "error" }),
   CONCERT_DATE_NOT_FOUND: () => ({ title: "That date isn't on sale.", tone: "error" }),
@@ -142,7 +165,8 @@ export function explain(r: Refusal): Explanation {
     return {
       reason: "UNREACHABLE",
       title: "We can't reach the box office from this page.",
-      detail: "Check your connection. If it keeps happening, this site may not be allowed to call the box office (its address is not in the server's CORS_ORIGINS).",
+      detail:
+        "Check your connection. If it keeps happening, this site may not be allowed to call the box office (its address is not in the server's CORS_ORIGINS).",
       tone: "error",
       next: "retry",
     };

@@ -107,8 +107,7 @@ async function main(): Promise<void> {
     return;
   }
   process.stdout.write(`${client.file}: ${kb(client.bytes)} minified, ${kb(client.gzipBytes)} gzip\n`);
-  for (const [name, bytes] of Object.entries(client.packages).sort((a, b) => b[1] - a[1]))
-    process.stdout.write(`  ${name.padEnd(28)} ${kb(bytes)}\n`);
+  for (const [name, bytes] of Object.entries(client.packages).sort((a, b) => b[1] - a[1])) process.stdout.write(`  ${name.padEnd(28)} ${kb(bytes)}\n`);
   if (compared)
     process.stdout.write(
       `with gen/'s @bufbuild/protovalidate import instead: ${kb(compared.bytes)} minified, ${kb(compared.gzipBytes)} gzip ` +

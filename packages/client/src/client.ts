@@ -67,9 +67,7 @@ export function createBoxofficeClient(options: BoxofficeClientOptions): Boxoffic
     ...(options.fetch ? { fetch: options.fetch } : {}),
   };
   const transport =
-    options.protocol === "grpc-web"
-      ? createGrpcWebTransport(common)
-      : createConnectTransport({ ...common, useBinaryFormat: options.useBinaryFormat ?? false });
+    options.protocol === "grpc-web" ? createGrpcWebTransport(common) : createConnectTransport({ ...common, useBinaryFormat: options.useBinaryFormat ?? false });
   return {
     queue: createClient(QueueService, transport),
     concerts: createClient(ConcertService, transport),

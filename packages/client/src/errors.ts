@@ -24,10 +24,12 @@ const PREFIX = "ERROR_REASON_";
  */
 export const Reason = Object.freeze(
   Object.fromEntries(
-    ErrorReasonSchema.values.filter((v) => v.number !== ErrorReason.UNSPECIFIED && v.name.startsWith(PREFIX)).map((v) => {
-      const reason = v.name.slice(PREFIX.length);
-      return [reason, reason];
-    }),
+    ErrorReasonSchema.values
+      .filter((v) => v.number !== ErrorReason.UNSPECIFIED && v.name.startsWith(PREFIX))
+      .map((v) => {
+        const reason = v.name.slice(PREFIX.length);
+        return [reason, reason];
+      }),
   ),
 ) as { readonly [R in Reason]: R };
 

@@ -58,10 +58,11 @@ export async function seedDemoCatalog(em: EntityManager): Promise<number> {
       if (inserted.length === 0) continue;
       added++;
       for (const date of c.dates) {
-        const [show] = await tx.execute<{ id: string }[]>(
-          `insert into concert_date (concert_id, date, starts_at) values (?, ?, ?) returning id`,
-          [c.id, date, new Date(date + SHOW_START_UTC)],
-        );
+        const [show] = await tx.execute<{ id: string }[]>(`insert into concert_date (concert_id, date, starts_at) values (?, ?, ?) returning id`, [
+          c.id,
+          date,
+          new Date(date + SHOW_START_UTC),
+        ]);
         await tx.execute(
           `insert into seat (concert_date_id, seat_number, price)
            select ?, n, case when n <= 10 then ? when n <= 30 then ? else ? end

@@ -54,9 +54,7 @@ export interface TicketRef {
  * RestorePolicy). A WAITING token says when its ticket was issued, an ACTIVE
  * one (signed again at admission) when its booking window ends.
  */
-export type TicketOrigin =
-  | { generation: number; state: "WAITING"; issuedAt: number }
-  | { generation: number; state: "ACTIVE"; activeUntil: number };
+export type TicketOrigin = { generation: number; state: "WAITING"; issuedAt: number } | { generation: number; state: "ACTIVE"; activeUntil: number };
 
 /**
  * When a token of an older generation puts its lost ticket back: a WAITING

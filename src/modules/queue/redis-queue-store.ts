@@ -361,7 +361,9 @@ export function createRedisQueueStore(redis: Redis, prefix: string): QueueStore 
   return {
     kind: "redis",
     async issue(userId, now, idleTtlMs) {
-      const [seq, state, expiresAt, position, generation, issuedAt] = await reachable(() => r.queueIssue(prefix, userId, now, idleTtlMs, highestSeq, newGenerationId()));
+      const [seq, state, expiresAt, position, generation, issuedAt] = await reachable(() =>
+        r.queueIssue(prefix, userId, now, idleTtlMs, highestSeq, newGenerationId()),
+      );
       saw(seq);
       return { userId, seq, state: STATES[state], position, expiresAt, generation, issuedAt };
     },

@@ -66,20 +66,12 @@ const DEFAULT_PAGE = 20;
  * keyset cursor on (created_at, id), the listing's order, so reservations
  * taken while a client pages neither shift nor repeat the pages after it.
  */
-export async function listReservations(
-  em: EntityManager,
-  clock: Clock,
-  userId: string,
-  pageSize: number,
-  pageToken: string,
-): Promise<ReservationPage> {
+export async function listReservations(em: EntityManager, clock: Clock, userId: string, pageSize: number, pageToken: string): Promise<ReservationPage> {
   const size = Math.min(pageSize || DEFAULT_PAGE, MAX_PAGE);
   const after = pageToken ? decodeCursor(pageToken) : undefined;
   const rows = await em.find(
     Reservation,
-    after
-      ? { userId, $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] }
-      : { userId },
+    after ? { userId, $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] } : { userId },
     { populate: ["seat.concertDate"], orderBy: { createdAt: "desc", id: "desc" }, limit: size + 1 },
   );
   const page = rows.slice(0, size);

@@ -105,6 +105,7 @@ function ownFault(err: ErrorFields): DatabaseFault | undefined {
   if (name === "KnexTimeoutError") return { reason: Reason.DATABASE_UNAVAILABLE, kind: "pool acquire timeout" };
   if (err instanceof LockWaitTimeoutException) return { reason: Reason.LOCK_TIMEOUT, kind: "lock wait timeout" };
   if (err instanceof ConnectionException) return { reason: Reason.DATABASE_UNAVAILABLE, kind: "connection exception" };
-  if (typeof message === "string") for (const [pattern, kind] of LOST_CONNECTION) if (pattern.test(message)) return { reason: Reason.DATABASE_UNAVAILABLE, kind };
+  if (typeof message === "string")
+    for (const [pattern, kind] of LOST_CONNECTION) if (pattern.test(message)) return { reason: Reason.DATABASE_UNAVAILABLE, kind };
   return undefined;
 }

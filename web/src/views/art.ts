@@ -6,7 +6,7 @@ export function concertArt(c: Concert, size: "card" | "banner" = "card"): HTMLEl
   let hash = 0;
   for (const ch of c.concertId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
   const hue = hash % 360;
-  const hue2 = (hue + 40 + (hash >> 9) % 80) % 360;
+  const hue2 = (hue + 40 + ((hash >> 9) % 80)) % 360;
   return h(
     "div",
     {

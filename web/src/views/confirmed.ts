@@ -16,7 +16,13 @@ export function renderConfirmed(state: State, app: App): HTMLElement {
     "div",
     { class: "confirmed" },
     steps(4),
-    h("div", { class: "confirm-head" }, h("div", { class: "confirm-check" }, icon("check")), h("h1", { "data-testid": "confirmed" }, "You're going!"), h("p", { class: "muted" }, "Payment received. Your seat is yours.")),
+    h(
+      "div",
+      { class: "confirm-head" },
+      h("div", { class: "confirm-check" }, icon("check")),
+      h("h1", { "data-testid": "confirmed" }, "You're going!"),
+      h("p", { class: "muted" }, "Payment received. Your seat is yours."),
+    ),
     h(
       "article",
       { class: "ticket" },

@@ -53,7 +53,18 @@ export function renderLineup(state: State, app: App): HTMLElement {
         ),
       ),
     ),
-    mine.length ? h("section", { class: "my-tickets" }, h("h2", {}, "Your tickets"), h("div", { class: "ticket-list" }, mine.map((r) => ticketRow(state, r)))) : null,
+    mine.length
+      ? h(
+          "section",
+          { class: "my-tickets" },
+          h("h2", {}, "Your tickets"),
+          h(
+            "div",
+            { class: "ticket-list" },
+            mine.map((r) => ticketRow(state, r)),
+          ),
+        )
+      : null,
   );
 }
 

@@ -68,7 +68,11 @@ export function renderSeats(state: State, app: App): HTMLElement {
     h(
       "div",
       { class: "seats-layout" },
-      h("section", { class: "card map-card" }, show ? seatMap(show, state.selectedSeat, app) : h("div", { class: "loading" }, h("div", { class: "spinner" }), "Loading seats…")),
+      h(
+        "section",
+        { class: "card map-card" },
+        show ? seatMap(show, state.selectedSeat, app) : h("div", { class: "loading" }, h("div", { class: "spinner" }), "Loading seats…"),
+      ),
       h("aside", { class: "card panel", "data-testid": "panel" }, panel(state, app)),
     ),
   );
@@ -138,14 +142,22 @@ function panel(state: State, app: App): (HTMLElement | null)[] {
       h("div", { class: "panel-eyebrow" }, "Your pick"),
       h("div", { class: "seat-big" }, h("span", { class: "seat-big-num" }, `Seat ${seat}`), h("span", { class: "muted" }, `Row ${rowOf(seat)}`)),
       h("div", { class: "price-big", "data-testid": "price" }, won(price)),
-      h("button", { class: "btn btn-primary btn-block", "data-testid": "hold", disabled: busy, onclick: () => void app.holdSeat() }, busy ? "Holding…" : `Hold seat ${seat}`),
+      h(
+        "button",
+        { class: "btn btn-primary btn-block", "data-testid": "hold", disabled: busy, onclick: () => void app.holdSeat() },
+        busy ? "Holding…" : `Hold seat ${seat}`,
+      ),
       h("p", { class: "muted small" }, "Holding takes the seat off sale for a few minutes while you pay. Nobody else can take it meanwhile."),
     ];
   }
   return [
     h("div", { class: "panel-eyebrow" }, "No seat picked yet"),
     h("h3", {}, "Tap a free seat on the map"),
-    h("p", { class: "muted small" }, "Colours show price bands. Striped seats are held by someone paying right now and may come back on sale; crossed-out ones are sold."),
+    h(
+      "p",
+      { class: "muted small" },
+      "Colours show price bands. Striped seats are held by someone paying right now and may come back on sale; crossed-out ones are sold.",
+    ),
     state.balance !== undefined ? h("div", { class: "kv" }, h("span", {}, "Your balance"), h("strong", {}, won(state.balance))) : null,
   ];
 }
@@ -155,8 +167,19 @@ function checkout(state: State, hold: Reservation, app: App): (HTMLElement | nul
   const short = balance !== undefined && balance < hold.amount ? hold.amount - balance : 0n;
   const paying = state.busy.has("pay");
   return [
-    h("div", { class: "hold-timer", "data-testid": "hold-timer" }, icon("clock"), h("span", {}, "Held for you for"), h("strong", { "data-deadline": timestampMs(hold.holdExpiresAt!) })),
-    h("div", { class: "seat-big" }, h("span", { class: "seat-big-num", "data-testid": "held-seat" }, `Seat ${hold.seatNumber}`), h("span", { class: "muted" }, `Row ${rowOf(hold.seatNumber)}`)),
+    h(
+      "div",
+      { class: "hold-timer", "data-testid": "hold-timer" },
+      icon("clock"),
+      h("span", {}, "Held for you for"),
+      h("strong", { "data-deadline": timestampMs(hold.holdExpiresAt!) }),
+    ),
+    h(
+      "div",
+      { class: "seat-big" },
+      h("span", { class: "seat-big-num", "data-testid": "held-seat" }, `Seat ${hold.seatNumber}`),
+      h("span", { class: "muted" }, `Row ${rowOf(hold.seatNumber)}`),
+    ),
     h("div", { class: "kv" }, h("span", {}, "Price"), h("strong", { "data-testid": "amount" }, won(hold.amount))),
     h("div", { class: "kv" }, h("span", {}, "Your balance"), h("strong", {}, balance === undefined ? "…" : won(balance))),
     short > 0n ? topUp(state, short, app) : h("div", { class: "kv kv-after" }, h("span", {}, "After payment"), h("strong", {}, won(balance! - hold.amount))),
@@ -165,7 +188,11 @@ function checkout(state: State, hold: Reservation, app: App): (HTMLElement | nul
       { class: "btn btn-primary btn-block btn-pay", "data-testid": "pay", disabled: paying, onclick: () => void app.pay() },
       paying ? "Paying…" : `Pay ${won(hold.amount)}`,
     ),
-    h("button", { class: "btn btn-ghost btn-block", "data-testid": "release", disabled: state.busy.has("release"), onclick: () => void app.releaseHold() }, "Release this seat"),
+    h(
+      "button",
+      { class: "btn btn-ghost btn-block", "data-testid": "release", disabled: state.busy.has("release"), onclick: () => void app.releaseHold() },
+      "Release this seat",
+    ),
   ];
 }
 

@@ -41,32 +41,38 @@ export function renderSignIn(state: State, app: App): HTMLElement {
         h("button", { class: "btn btn-ghost btn-block", onclick: () => void app.start() }, "Try to connect again"),
       )
     : h(
-    "form",
-    {
-      class: "card signin-card",
-      onsubmit: (e: Event) => {
-        e.preventDefault();
-        void app.signIn(field.value);
-      },
-    },
-    h("h2", {}, "Sign in"),
-    h(
-      "p",
-      { class: "muted" },
-      jwt ? "Paste the access token your sign-in provider issued for the box office." : "Pick the name you book under. It keeps your place in line, your holds and your tickets.",
-    ),
-    h("label", { for: "secret" }, jwt ? "Access token" : "User name"),
-    field,
-    h("button", { class: "btn btn-primary btn-block", type: "submit", disabled: busy || !state.authMode, "data-testid": "signin" }, busy ? "Signing in…" : "Continue"),
-    h(
-      "p",
-      { class: "fineprint" },
-      icon("shield"),
-      jwt
-        ? "The token stays in this tab and goes only to the box office, which checks its signature."
-        : "Demo mode: the server trusts the name you type. Production servers check a signed access token instead.",
-    ),
-  );
+        "form",
+        {
+          class: "card signin-card",
+          onsubmit: (e: Event) => {
+            e.preventDefault();
+            void app.signIn(field.value);
+          },
+        },
+        h("h2", {}, "Sign in"),
+        h(
+          "p",
+          { class: "muted" },
+          jwt
+            ? "Paste the access token your sign-in provider issued for the box office."
+            : "Pick the name you book under. It keeps your place in line, your holds and your tickets.",
+        ),
+        h("label", { for: "secret" }, jwt ? "Access token" : "User name"),
+        field,
+        h(
+          "button",
+          { class: "btn btn-primary btn-block", type: "submit", disabled: busy || !state.authMode, "data-testid": "signin" },
+          busy ? "Signing in…" : "Continue",
+        ),
+        h(
+          "p",
+          { class: "fineprint" },
+          icon("shield"),
+          jwt
+            ? "The token stays in this tab and goes only to the box office, which checks its signature."
+            : "Demo mode: the server trusts the name you type. Production servers check a signed access token instead.",
+        ),
+      );
   return h(
     "div",
     { class: "signin" },
@@ -78,8 +84,18 @@ export function renderSignIn(state: State, app: App): HTMLElement {
       h(
         "ul",
         { class: "features" },
-        h("li", {}, icon("users"), h("div", {}, h("strong", {}, "A fair waiting room"), h("span", {}, "First come, first served, with your live place in line."))),
-        h("li", {}, icon("clock"), h("div", {}, h("strong", {}, "Your seat, held for you"), h("span", {}, "Pick it on the map; nobody else can take it while you pay."))),
+        h(
+          "li",
+          {},
+          icon("users"),
+          h("div", {}, h("strong", {}, "A fair waiting room"), h("span", {}, "First come, first served, with your live place in line.")),
+        ),
+        h(
+          "li",
+          {},
+          icon("clock"),
+          h("div", {}, h("strong", {}, "Your seat, held for you"), h("span", {}, "Pick it on the map; nobody else can take it while you pay.")),
+        ),
         h("li", {}, icon("wallet"), h("div", {}, h("strong", {}, "One-tap payment"), h("span", {}, "Pay from your prepaid wallet. Never charged twice."))),
       ),
       state.concerts.length

@@ -15,7 +15,12 @@ export function renderWaiting(state: State, app: App): HTMLElement {
   const card = h(
     "section",
     { class: "card waiting-card" },
-    h("div", { class: `live ${state.live ? "on" : ""}`, "data-testid": "live" }, h("span", { class: "live-dot" }), state.live ? "Live: updates as the line moves" : "Reconnecting…"),
+    h(
+      "div",
+      { class: `live ${state.live ? "on" : ""}`, "data-testid": "live" },
+      h("span", { class: "live-dot" }),
+      state.live ? "Live: updates as the line moves" : "Reconnecting…",
+    ),
     h("div", { class: "eyebrow" }, "Waiting room"),
     h("h1", {}, ahead === 0n ? "You're next." : "You're in line."),
     h(
@@ -42,7 +47,13 @@ export function renderWaiting(state: State, app: App): HTMLElement {
         "aside",
         { class: "card waiting-aside" },
         concertArt(concert),
-        h("div", { class: "concert-body" }, h("div", { class: "concert-artist" }, concert.artist), h("h3", {}, concert.title), h("div", { class: "concert-venue" }, icon("pin"), concert.venue)),
+        h(
+          "div",
+          { class: "concert-body" },
+          h("div", { class: "concert-artist" }, concert.artist),
+          h("h3", {}, concert.title),
+          h("div", { class: "concert-venue" }, icon("pin"), concert.venue),
+        ),
         h("button", { class: "btn btn-ghost btn-block", onclick: () => app.back("lineup") }, icon("back"), "Back to the lineup"),
       )
     : null;

@@ -9,7 +9,9 @@ import { Migration } from "@mikro-orm/migrations";
 export class Migration20261204000000HoldIdempotency extends Migration {
   override async up(): Promise<void> {
     this.addSql(`alter table "reservation" add column "idempotency_key" varchar(128) null;`);
-    this.addSql(`create unique index "reservation_user_id_idempotency_key_unique" on "reservation" ("user_id", "idempotency_key") where idempotency_key is not null;`);
+    this.addSql(
+      `create unique index "reservation_user_id_idempotency_key_unique" on "reservation" ("user_id", "idempotency_key") where idempotency_key is not null;`,
+    );
   }
 
   override async down(): Promise<void> {
