@@ -151,7 +151,7 @@ async function payLoad(clients: grpc.Client[], ready: Ready[], concurrency: numb
     concurrency,
     durationMs,
     maxCalls: ready.length,
-    call: async (i) => {
+    call: async (i): Promise<undefined> => {
       const md = new grpc.Metadata();
       md.set("x-queue-token", ready[i].token);
       const res = await unary(
@@ -401,9 +401,9 @@ async function main() {
         failed = true;
       }
     }
-    clients.forEach((x) => x.close());
+    for (const x of clients) x.close();
 
-    console.log("\n" + table(rows));
+    console.log(`\n${table(rows)}`);
     const last = (results.levels as { clients: number; ratio: number }[]).map((l) => `${l.clients}: ${(100 * l.ratio).toFixed(0)} %`).join(", ");
     console.log(`\npayments ÷ pgbench TPC-B (scale ${SCALE}, -M prepared, same run, same PostgreSQL): ${last} (aim ≥ 60 %)`);
     console.log(
@@ -424,7 +424,7 @@ async function main() {
     const all = summarizeProfile(file, { windows, top: 30 });
     summaries.allLevels = all;
     console.log(`\nserver CPU profile, payment loads only (${file}):\n${formatSummary(all)}`);
-    CLIENTS.forEach((c, i) => (summaries[`clients${c}`] = summarizeProfile(file, { windows: [windows[i]], top: 30 })));
+    for (const [i, c] of CLIENTS.entries()) summaries[`clients${c}`] = summarizeProfile(file, { windows: [windows[i]], top: 30 });
     results.profile = { file, windows, summaries };
   }
   mkdirSync(resultsDir, { recursive: true });

@@ -83,7 +83,10 @@ export function imageOf(bytes: Uint8Array, source: string): Image {
     },
     documented(method) {
       let d = documented.get(method);
-      if (!d) documented.set(method, (d = parseDocumentedErrors(commentOf(method), reasonNames(reasons))));
+      if (!d) {
+        d = parseDocumentedErrors(commentOf(method), reasonNames(reasons));
+        documented.set(method, d);
+      }
       return d;
     },
     rpcs() {

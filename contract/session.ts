@@ -22,7 +22,7 @@ export function createTransport(protocol: Protocol, baseUrl: string): Transport 
 }
 
 /** A response or stream message: the kit reads fields by their JSON-less local names. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: messages are built at run time from the image's descriptors (no generated types), so their fields have no static type; a check that reads a wrong shape fails on the spot.
 export type Msg = Record<string, any>;
 
 export interface CallAs {
@@ -68,7 +68,10 @@ export function createSession(o: SessionOptions): Session {
   const clients = new Map<DescService, Record<string, UnaryFn | StreamFn>>();
   const fn = (method: DescMethod) => {
     let c = clients.get(method.parent);
-    if (!c) clients.set(method.parent, (c = createClient(method.parent, transport) as unknown as Record<string, UnaryFn | StreamFn>));
+    if (!c) {
+      c = createClient(method.parent, transport) as unknown as Record<string, UnaryFn | StreamFn>;
+      clients.set(method.parent, c);
+    }
     return c[method.localName];
   };
   const options = (as: CallAs = {}, timeout = true): CallOptions => {

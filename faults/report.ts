@@ -110,5 +110,5 @@ export function printReport(report: SuiteReport, print: (s: string) => void = co
   );
   print(table(summaryRows(report)));
   print("");
-  for (const r of report.scenarios) print(details(r) + "\n");
+  for (const r of report.scenarios) print(`${details(r)}\n`);
 }

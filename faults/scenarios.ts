@@ -267,7 +267,7 @@ export const SCENARIOS: Scenario[] = [
       };
       const outcomes: Record<string, number> = {};
       for (const o of await Promise.all(burst)) outcomes[o] = (outcomes[o] ?? 0) + 1;
-      callers.forEach((c) => c.close());
+      for (const c of callers) c.close();
       notes["16 ListConcerts sent just before SIGTERM"] = Object.entries(outcomes)
         .map(([k, v]) => `${k} ${v}`)
         .join(", ");

@@ -294,7 +294,12 @@ async function runScenario(
     for (const w of workers) if (w.connected) w.send("stop");
     const loadEnd = Date.now();
     r.loadAverage = { atFault: Number(loadAtFault.toFixed(2)), atEnd: Number(loadavg()[0].toFixed(2)) };
-    const killTimer = setTimeout(() => workers.forEach((w) => w.exitCode === null && w.kill("SIGKILL")), 3000 + timing.callTimeoutMs + 15_000);
+    const killTimer = setTimeout(
+      () => {
+        for (const w of workers) if (w.exitCode === null) w.kill("SIGKILL");
+      },
+      3000 + timing.callTimeoutMs + 15_000,
+    );
     const settled = await Promise.all(reports);
     clearTimeout(killTimer);
     const attempts: Attempt[] = [];

@@ -63,7 +63,7 @@ function printField(f: FieldDescriptorProto, indent: string, inOneof: boolean): 
 
 function printMessage(m: DescriptorProto, indent: string): string[] {
   const out = [`${indent}message ${m.name} {`];
-  const inner = indent + "  ";
+  const inner = `${indent}  `;
   const maps = new Map(m.nestedType.filter((n) => n.options?.mapEntry).map((n) => [n.name, n]));
   const printedOneofs = new Set<number>();
   for (const f of m.field) {
@@ -78,7 +78,7 @@ function printMessage(m: DescriptorProto, indent: string): string[] {
       printedOneofs.add(f.oneofIndex);
       out.push(`${inner}oneof ${m.oneofDecl[f.oneofIndex].name} {`);
       for (const g of m.field.filter((x) => isFieldSet(x, FieldDescriptorProtoSchema.field.oneofIndex) && x.oneofIndex === f.oneofIndex))
-        out.push(printField(g, inner + "  ", true));
+        out.push(printField(g, `${inner}  `, true));
       out.push(`${inner}}`);
       continue;
     }

@@ -91,11 +91,12 @@ export function startPrimary(config: Config, log: Logger): Primary {
   const fork = (): Promise<void> =>
     new Promise((resolve) => {
       const w = cluster.fork();
-      workers.set(w, { serving: false });
+      const entry = { serving: false };
+      workers.set(w, entry);
       log.info({ worker: w.id, pid: w.process.pid }, "worker started");
       w.once("listening", (address) => {
         port = address.port;
-        workers.get(w)!.serving = true;
+        entry.serving = true;
         resolve();
       });
       w.once("exit", () => resolve());

@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
 
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (err) {

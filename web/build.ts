@@ -63,7 +63,8 @@ export async function buildWeb(outDir: string = DIST_DIR): Promise<WebBuildRepor
   for (const name of ["index.html", "app.js", "app.css"])
     files[name] = { bytes: out[name].byteLength, gzipBytes: gzipSync(out[name], { level: 9 }).byteLength };
   const sources: Record<string, number> = {};
-  const js = Object.entries(result.metafile.outputs).find(([p]) => p.endsWith("app.js"))![1];
+  const js = Object.entries(result.metafile.outputs).find(([p]) => p.endsWith("app.js"))?.[1];
+  if (!js) throw new Error("esbuild's metafile lists no app.js output");
   for (const [path, { bytesInOutput }] of Object.entries(js.inputs)) {
     const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path);
     const from = m ? m[1] : path.startsWith("packages/client/") ? "@boxoffice/client" : "web/src";

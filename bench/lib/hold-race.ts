@@ -92,7 +92,7 @@ export async function activateUsers(clients: grpc.Client[], userIds: string[], o
     concurrency: o.concurrency,
     durationMs: o.timeoutMs,
     maxCalls: userIds.length,
-    call: async (i) => {
+    call: async (i): Promise<undefined> => {
       const t = (await unary(clients[i % clients.length], QueueService.method.issueToken, { userId: userIds[i] })).message.ticket!;
       tokens[i] = t.token;
       active[i] = t.status === QueueStatus.ACTIVE;
@@ -110,7 +110,7 @@ export async function activateUsers(clients: grpc.Client[], userIds: string[], o
       concurrency: o.concurrency,
       durationMs: Math.max(1, deadline - performance.now()),
       maxCalls: pending.length,
-      call: async (k) => {
+      call: async (k): Promise<undefined> => {
         const i = pending[k];
         const t = (await unary(clients[i % clients.length], QueueService.method.getQueueStatus, { token: tokens[i] })).message.ticket!;
         tokens[i] = t.token;

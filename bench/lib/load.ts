@@ -21,7 +21,7 @@ export interface LoadOptions {
   /** ... or after this many calls, whichever comes first. */
   maxCalls?: number;
   /** Resolves "refused" for an expected refusal; throws for an error. */
-  call: (i: number) => Promise<void | "refused">;
+  call: (i: number) => Promise<"refused" | undefined>;
 }
 
 export function percentile(sorted: Float64Array | number[], p: number): number {

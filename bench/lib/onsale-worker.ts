@@ -69,10 +69,12 @@ async function call<T>(name: string, fn: () => Promise<T>): Promise<T> {
   const t = performance.now();
   try {
     const r = await fn();
-    (report.latencies[name] ??= []).push(performance.now() - t);
+    report.latencies[name] ??= [];
+    report.latencies[name].push(performance.now() - t);
     return r;
   } catch (err) {
-    (report.latencies[name] ??= []).push(performance.now() - t);
+    report.latencies[name] ??= [];
+    report.latencies[name].push(performance.now() - t);
     let reason: string | undefined;
     try {
       const ce = asConnectError(err);
@@ -172,7 +174,7 @@ async function main() {
       }),
     ),
   );
-  clients.flat().forEach((c) => c.close());
+  for (const c of clients.flat()) c.close();
   const cpu = process.cpuUsage();
   report.cpuSeconds = (cpu.user + cpu.system) / 1e6;
   process.send!(report, () => process.exit(0));

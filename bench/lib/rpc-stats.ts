@@ -3,7 +3,7 @@
  * hold): latency of every answered call, business refusals by reason kept
  * apart from errors.
  */
-import { Code } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
 import { asConnectError } from "../../test/e2e/grpc-js";
 import { percentile } from "./load";
@@ -40,7 +40,7 @@ export type Failure = { refusal: string } | { error: string };
  * anything else (another code, another reason, a transport failure) is an error.
  */
 export function classifyFailure(err: unknown, refusals: ReadonlySet<string>): Failure {
-  let ce;
+  let ce: ConnectError;
   try {
     ce = asConnectError(err);
   } catch {
@@ -56,7 +56,10 @@ export class RpcStats {
 
   private tally(name: string): Tally {
     let t = this.tallies.get(name);
-    if (!t) this.tallies.set(name, (t = { latencies: [], ok: 0, refusedBy: new Map(), errors: 0, samples: new Set() }));
+    if (!t) {
+      t = { latencies: [], ok: 0, refusedBy: new Map(), errors: 0, samples: new Set() };
+      this.tallies.set(name, t);
+    }
     return t;
   }
 

@@ -77,8 +77,10 @@ export function callFigures(attempts: Attempt[]): CallFigures {
   const f: CallFigures = { attempted: 0, ok: 0, failed: 0, failedBy: {}, byRpc: {}, byProtocol: {}, retried: 0, retries: 0 };
   for (const a of attempts) {
     f.attempted++;
-    const rpc = (f.byRpc[a.rpc] ??= { attempted: 0, ok: 0 });
-    const proto = (f.byProtocol[a.protocol] ??= { attempted: 0, ok: 0 });
+    f.byRpc[a.rpc] ??= { attempted: 0, ok: 0 };
+    f.byProtocol[a.protocol] ??= { attempted: 0, ok: 0 };
+    const rpc = f.byRpc[a.rpc];
+    const proto = f.byProtocol[a.protocol];
     rpc.attempted++;
     proto.attempted++;
     if (a.code === "OK") {

@@ -65,7 +65,12 @@ export function descendants(pid: number): number[] {
     try {
       for (const tid of readdirSync(`/proc/${p}/task`)) {
         const list = readFileSync(`/proc/${p}/task/${tid}/children`, "utf8").trim();
-        if (list) for (const c of list.split(" ").map(Number)) out.push(c), todo.push(c);
+        if (list) {
+          for (const c of list.split(" ").map(Number)) {
+            out.push(c);
+            todo.push(c);
+          }
+        }
       }
     } catch {
       /* gone */

@@ -120,7 +120,7 @@ export async function reconcile(databaseUrl: string, attempts: Attempt[]): Promi
     } else if (a.rpc === "ChargeBalance") {
       r.checked.charges++;
       const row = ok.entryId ? entryById.get(ok.entryId) : undefined;
-      if (!row || row.kind !== "CHARGE" || row.user_id !== a.buyer || Number(row.amount) !== ok.amount || row.idempotency_key !== (a.key ?? null)) {
+      if (row?.kind !== "CHARGE" || row.user_id !== a.buyer || Number(row.amount) !== ok.amount || row.idempotency_key !== (a.key ?? null)) {
         r.lost.charges++;
         example(
           `ChargeBalance OK ${ok.entryId} (${a.buyer}, ${ok.amount}, key ${a.key}): ${row ? `database has ${JSON.stringify(row)}` : "no such ledger entry"}`,

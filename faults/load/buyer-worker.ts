@@ -161,7 +161,10 @@ async function activate(b: Buyer, round: number): Promise<string> {
     if (!issued.ok) throw new RoundFailed(label("IssueToken", issued.failure));
     const ticket = issued.value.ticket!;
     // Kept only once ACTIVE: a round that gave up waiting must not send its WAITING token to a gated call.
-    if (ticket.status === QueueStatus.ACTIVE) return (b.token = ticket.token);
+    if (ticket.status === QueueStatus.ACTIVE) {
+      b.token = ticket.token;
+      return ticket.token;
+    }
     const until = Math.min(Date.now() + input.activationTimeoutMs, stopAt);
     let reissue = false;
     // The client goes on with the token the server gave last (it may sign a new one at admission).
@@ -182,7 +185,10 @@ async function activate(b: Buyer, round: number): Promise<string> {
       );
       if (s.ok) {
         token = s.value.ticket?.token || token;
-        if (s.value.ticket?.status === QueueStatus.ACTIVE) return (b.token = token);
+        if (s.value.ticket?.status === QueueStatus.ACTIVE) {
+          b.token = token;
+          return token;
+        }
         if (s.value.ticket?.status === QueueStatus.EXPIRED) reissue = true; // the server forgot the place: ask again
       } else if (s.failure.code === "NOT_FOUND" || tokenLost(s.failure)) {
         reissue = true;

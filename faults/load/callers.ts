@@ -71,7 +71,7 @@ export function createGrpcCaller(ports: number[]): Caller {
       });
     },
     close() {
-      clients.forEach((c) => c.close());
+      for (const c of clients) c.close();
     },
   };
 }

@@ -83,7 +83,10 @@ export function scrub(value: unknown, depth: number): unknown {
     let copy: unknown[] | undefined;
     value.forEach((item, i) => {
       const next = scrub(item, depth + 1);
-      if (next !== item) (copy ??= value.slice())[i] = next;
+      if (next !== item) {
+        copy ??= value.slice();
+        copy[i] = next;
+      }
     });
     return copy ?? value;
   }
@@ -92,7 +95,10 @@ export function scrub(value: unknown, depth: number): unknown {
   for (const key of Object.keys(source)) {
     const item = source[key];
     const next = item !== undefined && SECRET_KEYS.has(key.toLowerCase()) ? CENSOR : scrub(item, depth + 1);
-    if (next !== item) (copy ??= { ...source })[key] = next;
+    if (next !== item) {
+      copy ??= { ...source };
+      copy[key] = next;
+    }
   }
   return copy ?? value;
 }

@@ -52,7 +52,7 @@ async function connectAll(clients: Redis[]): Promise<Redis[]> {
   try {
     await Promise.all(clients.map((c) => c.connect()));
   } catch (err) {
-    clients.forEach((c) => c.disconnect());
+    for (const c of clients) c.disconnect();
     throw err;
   }
   return clients;

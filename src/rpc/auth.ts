@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { Code } from "@connectrpc/connect";
-import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import type { AuthConfig } from "../config.js";
 import { domainError } from "../platform/errors.js";
 import type { Logger } from "../platform/logger.js";
@@ -69,7 +69,7 @@ export async function createAuthenticator(config: AuthConfig, log: Logger): Prom
       if (header === null || header === "") return { kind: "anonymous", trusted: false };
       const m = BEARER.exec(header.trim());
       if (!m) throw unauthenticated(AUTH_REASONS.malformed, "the authorization header must be `Bearer <JWT>`");
-      let payload;
+      let payload: JWTPayload;
       try {
         ({ payload } = await jwtVerify(m[1], keys.get, options));
       } catch (err) {

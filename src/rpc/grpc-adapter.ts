@@ -199,7 +199,9 @@ async function pump(
 
 function sendHeader(call: AnyCall, header: Headers): void {
   let any = false;
-  header.forEach(() => (any = true));
+  header.forEach(() => {
+    any = true;
+  });
   if (any) call.sendMetadata(headersToMetadata(header));
 }
 

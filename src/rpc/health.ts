@@ -38,7 +38,10 @@ export class HealthState {
     try {
       for (;;) {
         const now = this.get(service) ?? Status.SERVICE_UNKNOWN;
-        if (now !== last) yield (last = now);
+        if (now !== last) {
+          last = now;
+          yield now;
+        }
         await changes.next();
       }
     } catch (err) {

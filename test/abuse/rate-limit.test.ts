@@ -126,9 +126,24 @@ describe("createRateLimitInterceptor: which budgets each RPC spends, and in what
     let handled = 0;
     const transport = createRouterTransport(
       (router) => {
-        router.service(QueueService, { issueToken: async () => (handled++, create(IssueTokenResponseSchema)) });
-        router.service(ReservationService, { holdSeat: async () => (handled++, create(HoldSeatResponseSchema)) });
-        router.service(WalletService, { chargeBalance: async () => (handled++, create(ChargeBalanceResponseSchema)) });
+        router.service(QueueService, {
+          issueToken: async () => {
+            handled++;
+            return create(IssueTokenResponseSchema);
+          },
+        });
+        router.service(ReservationService, {
+          holdSeat: async () => {
+            handled++;
+            return create(HoldSeatResponseSchema);
+          },
+        });
+        router.service(WalletService, {
+          chargeBalance: async () => {
+            handled++;
+            return create(ChargeBalanceResponseSchema);
+          },
+        });
       },
       { router: { interceptors: [upstream, createRateLimitInterceptor(limits)] } },
     );

@@ -80,7 +80,7 @@ describe("createAuthenticator, AUTH_MODE=jwt", () => {
     });
 
     test("a sub of exactly 64 printable characters", async () => {
-      const sub = "a".repeat(63) + "~";
+      const sub = `${"a".repeat(63)}~`;
       expect(await bearer({ sub })).toEqual(user(sub));
     });
 

@@ -8,7 +8,9 @@ import { asConnectError, grpc, pathOf } from "./grpc-js";
 
 function metadataOf(header: ConstructorParameters<typeof Headers>[0]): grpc.Metadata {
   const metadata = new grpc.Metadata();
-  new Headers(header).forEach((value, key) => metadata.add(key, value));
+  new Headers(header).forEach((value, key) => {
+    metadata.add(key, value);
+  });
   return metadata;
 }
 

@@ -308,7 +308,7 @@ describe("HTTP2_MAX_CONCURRENT_STREAMS: one connection holds a bounded number of
       const watches = Array.from({ length: MAX_STREAMS + 2 }, () => grpcWatch(session));
       const responded = watches.map((w) => new Promise<void>((r) => w.once("response", () => r())));
       let answered = 0;
-      responded.forEach((p) => p.then(() => answered++));
+      for (const p of responded) p.then(() => answered++);
       await Promise.all(responded.slice(0, MAX_STREAMS));
       await sleep(200);
       expect(answered).toBe(MAX_STREAMS);

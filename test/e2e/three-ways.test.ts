@@ -161,8 +161,8 @@ describe("Connect JSON over HTTP/1.1 from a browser", () => {
     expect(res.headers.get("access-control-allow-origin")).toBe(APP_ORIGIN);
     expect(listOf(res.headers.get("access-control-expose-headers"))).toContain("x-request-id");
     expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
-    const body = await jsonOf(res);
-    expect(body.concerts.map((c: { concertId: string }) => c.concertId)).toEqual(DEMO_IDS);
+    const body = await jsonOf<{ concerts: { concertId: string }[] }>(res);
+    expect(body.concerts.map((c) => c.concertId)).toEqual(DEMO_IDS);
   });
 
   test("a disallowed origin gets no CORS headers", async () => {
@@ -184,10 +184,10 @@ describe("Connect JSON over HTTP/1.1 from a browser", () => {
     expect(res.status).toBe(400);
     expect(res.headers.get("access-control-allow-origin")).toBe(APP_ORIGIN);
     expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
-    const body = await jsonOf(res);
+    const body = await jsonOf<ConnectErrorJson>(res);
     expect(body.code).toBe("invalid_argument");
-    const detail = body.details.find((d: { type: string }) => d.type === "buf.validate.Violations");
-    const violations = fromBinary(ViolationsSchema, Buffer.from(detail.value, "base64")).violations;
+    const detail = body.details.find((d) => d.type === "buf.validate.Violations");
+    const violations = fromBinary(ViolationsSchema, Buffer.from(detail!.value, "base64")).violations;
     expect(violations.map((v) => v.ruleId)).toContain("string.max_len");
   });
 
@@ -198,22 +198,22 @@ describe("Connect JSON over HTTP/1.1 from a browser", () => {
       body: "{not json",
     });
     expect(res.status).toBe(400);
-    expect((await jsonOf(res)).code).toBe("invalid_argument");
+    expect((await jsonOf<ConnectErrorJson>(res)).code).toBe("invalid_argument");
   });
 
   test("a gated call: without a token HTTP 400 with an ErrorInfo reason, with an ACTIVE x-queue-token the dates", async () => {
     const path = "/boxoffice.concert.v1.ConcertService/ListAvailableDates";
     const refused = await connectJson(path, { concertId: "iu-golden-hour-2027" });
     expect(refused.status).toBe(400);
-    const error = await jsonOf(refused);
+    const error = await jsonOf<ConnectErrorJson>(refused);
     expect(error.code).toBe("failed_precondition");
-    const info = error.details.find((d: { type: string }) => d.type === "google.rpc.ErrorInfo");
-    expect(fromBinary(ErrorInfoSchema, Buffer.from(info.value, "base64")).reason).toBe("QUEUE_TOKEN_MISSING");
+    const info = error.details.find((d) => d.type === "google.rpc.ErrorInfo");
+    expect(fromBinary(ErrorInfoSchema, Buffer.from(info!.value, "base64")).reason).toBe("QUEUE_TOKEN_MISSING");
 
     const res = await connectJson(path, { concertId: "iu-golden-hour-2027" }, { "x-queue-token": await activeToken("e2e-browser") });
     expect(res.status).toBe(200);
     expect(res.headers.get("access-control-allow-origin")).toBe(APP_ORIGIN);
-    expect((await jsonOf(res)).dates).toHaveLength(3);
+    expect((await jsonOf<{ dates: unknown[] }>(res)).dates).toHaveLength(3);
   });
 
   test("a procedure the server does not have: HTTP 404, which Connect clients read as unimplemented", async () => {
@@ -254,8 +254,15 @@ describe("operations", () => {
   });
 });
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const jsonOf = (res: Response): Promise<any> => res.json();
+/** A Connect error in its JSON form: the code's name, and each detail as its type name and base64 binary. */
+interface ConnectErrorJson {
+  code: string;
+  message?: string;
+  details: { type: string; value: string }[];
+}
+
+/** The body read as the shape the test expects; a wrong guess fails the assertion that reads it. */
+const jsonOf = <T>(res: Response): Promise<T> => res.json() as Promise<T>;
 
 /** A queue token once the waiting room has admitted it (the suite's queue admits at once: nobody else waits). */
 async function activeToken(userId: string): Promise<string> {

@@ -162,7 +162,10 @@ describe("each RPC's comment lists its errors", () => {
     let current: Set<string> | undefined;
     for (const line of block) {
       const entry = /^ {2}\/\/ {3}([A-Z_]+): (.*)$/.exec(line);
-      if (entry) errors.set(entry[1], (current = new Set()));
+      if (entry) {
+        current = new Set();
+        errors.set(entry[1], current);
+      }
       const text = entry ? entry[2] : line;
       for (const m of text.matchAll(/\b[A-Z][A-Z0-9_]{3,}\b/g)) if (!CODES.has(m[0])) current?.add(m[0]);
     }

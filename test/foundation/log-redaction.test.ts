@@ -19,6 +19,14 @@ const SECRETS = {
   sqlParam: "param-5e5e5e-secret",
 };
 
+/**
+ * A parsed log line as the tests walk it: any field, at any depth, reads as another node; what is really there
+ * (a string, an array, nothing) is for the matcher at the end of the path to judge.
+ */
+interface LogNode {
+  readonly [field: string]: LogNode;
+}
+
 function capture() {
   const raw: string[] = [];
   const destination = new Writable({
@@ -33,7 +41,7 @@ function capture() {
       .join("")
       .split("\n")
       .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, any>);
+      .map((l): LogNode => JSON.parse(l));
   const leaked = () =>
     Object.entries(SECRETS)
       .filter(([, v]) => raw.join("").includes(v))

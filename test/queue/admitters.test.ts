@@ -30,7 +30,7 @@ test("3 concurrent admitters on one Redis stay within capacity and rate, and adm
   for (let step = 0; step <= 200; step++) {
     const at = T0 + step * 20;
     const results = await Promise.all(stores.map((s, i) => s.admit(at + i * 3, limits)));
-    results.forEach((r, i) => rounds.push({ at: at + i * 3, admitted: r.admitted, active: r.active }));
+    for (const [i, r] of results.entries()) rounds.push({ at: at + i * 3, admitted: r.admitted, active: r.active });
   }
 
   const admitted = rounds.reduce((n, r) => n + r.admitted, 0);

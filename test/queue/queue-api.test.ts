@@ -188,7 +188,7 @@ test("WatchQueueStatus: at most QUEUE_MAX_STREAMS_PER_TOKEN streams per token, r
   }
   expect(await open(token).first).toMatchObject({ status: QueueStatus.WAITING, userId: "sl-user" });
 
-  opened.forEach((ac) => ac.abort());
+  for (const ac of opened) ac.abort();
   await freeSlot(holder.ticket!.token);
   await freeSlot(token);
   await freeSlot(other);

@@ -60,7 +60,7 @@ export async function spawnRedis(options: { args?: string[]; sentinel?: string[]
       return ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--loglevel", "warning", ...persistence, ...(options.args ?? [])];
     }
     const conf = join(dir, "sentinel.conf");
-    writeFileSync(conf, [`port ${port}`, "bind 127.0.0.1", `dir ${dir}`, "loglevel warning", ...options.sentinel].join("\n") + "\n");
+    writeFileSync(conf, `${[`port ${port}`, "bind 127.0.0.1", `dir ${dir}`, "loglevel warning", ...options.sentinel].join("\n")}\n`);
     return [conf, "--sentinel"];
   };
   const proc: RedisProcess = {

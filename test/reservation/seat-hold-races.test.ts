@@ -178,7 +178,10 @@ describe("the race the database guard closes (pretix style)", () => {
    */
   const pausingNoLocks = (bothChecked: () => Promise<void>): Locks => ({
     kind: "local",
-    tryAcquire: async () => (await bothChecked(), "unavailable"),
+    tryAcquire: async () => {
+      await bothChecked();
+      return "unavailable";
+    },
   });
 
   test("without the guard (and without the lock) two holds of one seat both succeed", async () => {

@@ -66,7 +66,8 @@ export async function bundleClient(opts: { write: boolean; withProtovalidate?: b
     plugins: opts.withProtovalidate ? [realValidate] : [],
     logLevel: "silent",
   });
-  const out = result.outputFiles.find((f) => f.path.endsWith(".js"))!;
+  const out = result.outputFiles.find((f) => f.path.endsWith(".js"));
+  if (!out) throw new Error("esbuild wrote no .js output");
   if (opts.write) {
     mkdirSync(dirname(BUNDLE_FILE), { recursive: true });
     writeFileSync(BUNDLE_FILE, out.contents);

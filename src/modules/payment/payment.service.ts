@@ -179,6 +179,6 @@ export async function replayPayment(
   input: { userId: string; reservationId: string; idempotencyKey: string },
 ): Promise<PayResult | undefined> {
   const use = await findKeyUse(em, input.userId, input.idempotencyKey);
-  if (!use || use.kind !== "PAYMENT") return undefined;
+  if (use?.kind !== "PAYMENT") return undefined;
   return resultOf(em, clock, use, input.reservationId);
 }

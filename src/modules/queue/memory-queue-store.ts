@@ -130,9 +130,9 @@ export function createMemoryQueueStore(): QueueStore {
     if (restored.has(ref.seq) || line.has(ref.seq)) return false;
     restored.add(ref.seq);
     if (o.state === "ACTIVE" && active.size < p.maxActive) {
-      const e: Entry = { seq: ref.seq, seen: 0, issuedAt: 0, slot: { until: o.activeUntil, usedUntil: now + p.activeIdleTtlMs } };
-      users.set(ref.userId, e);
-      active.set(ref.userId, e.slot!);
+      const slot: Slot = { until: o.activeUntil, usedUntil: now + p.activeIdleTtlMs };
+      users.set(ref.userId, { seq: ref.seq, seen: 0, issuedAt: 0, slot });
+      active.set(ref.userId, slot);
     } else {
       joinLine(ref.userId, { seq: ref.seq, seen: now, issuedAt: o.state === "WAITING" ? o.issuedAt : 0 });
       head = Math.min(head, ref.seq);
@@ -270,8 +270,9 @@ export function createMemoryQueueStore(): QueueStore {
 
     async syncTokenSecrets(candidate, known) {
       signing ??= candidate;
-      for (const k of [signing, ...known]) if (!secrets.some((s) => s.equals(k))) secrets.push(k);
-      return { signing, all: [signing, ...secrets.filter((s) => !s.equals(signing!))] };
+      const current = signing;
+      for (const k of [current, ...known]) if (!secrets.some((s) => s.equals(k))) secrets.push(k);
+      return { signing: current, all: [current, ...secrets.filter((s) => !s.equals(current))] };
     },
 
     async tokenSecret() {

@@ -64,7 +64,10 @@ export function createPoolHooks({ log, timeouts, clock = systemClock, windowMs =
     /** knex calls it once per new connection, before the pool hands it out. */
     afterCreate(connection: PgConnection, done: (err: Error | null, connection: PgConnection) => void): void {
       connection.on("error", (err) => connectionLost(databaseFault(err)?.kind ?? "connection error"));
-      if (!setup) return done(null, connection);
+      if (!setup) {
+        done(null, connection);
+        return;
+      }
       connection.query(setup).then(
         () => done(null, connection),
         (err: Error) => done(err, connection),

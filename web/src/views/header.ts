@@ -21,7 +21,19 @@ export function renderHeader(state: State, app: App): HTMLElement {
   return h(
     "div",
     { class: "topbar-inner" },
-    h("a", { class: "brand", href: "#", onclick: (e: Event) => (e.preventDefault(), app.home()) }, icon("ticket", "brand-mark"), h("span", {}, "boxoffice")),
+    h(
+      "a",
+      {
+        class: "brand",
+        href: "#",
+        onclick: (e: Event) => {
+          e.preventDefault();
+          app.home();
+        },
+      },
+      icon("ticket", "brand-mark"),
+      h("span", {}, "boxoffice"),
+    ),
     state.user
       ? h(
           "div",

@@ -6,12 +6,22 @@ const ACTIONS: Partial<Record<NonNullable<Notice["next"]>, string>> = { rejoin: 
 
 /** A refusal (or a piece of good news) in plain words, its reason kept for support and tests. */
 export function renderNotice(n: Notice, app: App): HTMLElement {
-  const action =
-    n.next === "retry" && n.retry
-      ? h("button", { class: "btn btn-small", onclick: () => (app.dismiss(), n.retry!()) }, "Try again")
-      : n.next === "rejoin" && app.state.user
-        ? h("button", { class: "btn btn-small", "data-testid": "rejoin", onclick: () => void app.joinQueue() }, ACTIONS.rejoin)
-        : null;
+  const retry = n.next === "retry" ? n.retry : undefined;
+  const action = retry
+    ? h(
+        "button",
+        {
+          class: "btn btn-small",
+          onclick: () => {
+            app.dismiss();
+            retry();
+          },
+        },
+        "Try again",
+      )
+    : n.next === "rejoin" && app.state.user
+      ? h("button", { class: "btn btn-small", "data-testid": "rejoin", onclick: () => void app.joinQueue() }, ACTIONS.rejoin)
+      : null;
   return h(
     "div",
     { class: `notice notice-${n.tone}`, role: n.tone === "error" ? "alert" : "status", "data-testid": "notice", "data-reason": n.reason },
