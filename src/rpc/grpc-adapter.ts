@@ -87,12 +87,17 @@ function encode(schema: DescMessage, message: unknown): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** Set once the call's status is on its way: a "cancelled" after that is grpc-js's end-of-call notice. */
+interface Answered {
+  done: boolean;
+}
+
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
 
 function methodHandler(spec: MethodImplSpec, options: GrpcAdapterOptions): grpc.UntypedHandleCall {
   const { method } = spec;
   const url = `/${method.parent.typeName}/${method.name}`;
-  const contextOf = (call: AnyCall): HandlerContext => {
+  const contextOf = (call: AnyCall, answered: Answered): HandlerContext => {
     const deadline = call.getDeadline();
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : undefined;
     // Not connect's createHandlerContext: its deadline timer and linked
@@ -100,6 +105,8 @@ function methodHandler(spec: MethodImplSpec, options: GrpcAdapterOptions): grpc.
     // times the deadline itself and reports it, like a cancel, as "cancelled".
     const aborted = new AbortController();
     (call as grpc.ServerUnaryCall<unknown, unknown>).once("cancelled", () => {
+      // grpc-js reports every call as cancelled once its status is out: only one not answered yet was.
+      if (answered.done) return;
       const late = deadlineMs !== undefined && Date.now() >= deadlineMs;
       aborted.abort(late ? new ConnectError("the deadline passed", Code.DeadlineExceeded) : new ConnectError("the client cancelled the call", Code.Canceled));
     });
@@ -126,23 +133,28 @@ function methodHandler(spec: MethodImplSpec, options: GrpcAdapterOptions): grpc.
 
   if (spec.kind === "unary") {
     return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      const ctx = contextOf(call);
+      const answered = { done: false };
+      const ctx = contextOf(call, answered);
       const request = call.request;
       const interceptors = request instanceof Undecodable ? refusing(request) : options.interceptors;
       invokeUnaryImplementation(spec, ctx, request as never, interceptors).then(
         (output) => {
           if (call.cancelled) return;
+          answered.done = true;
           sendHeader(call, ctx.responseHeader);
           callback(null, output, headersToMetadata(ctx.responseTrailer));
         },
         (err: unknown) => {
-          if (!call.cancelled) callback(statusOf(err));
+          if (call.cancelled) return;
+          answered.done = true;
+          callback(statusOf(err));
         },
       );
     };
   }
   return (call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) => {
-    const ctx = contextOf(call);
+    const answered = { done: false };
+    const ctx = contextOf(call, answered);
     let interceptors = options.interceptors;
     let inputs: AsyncIterable<unknown>;
     if (spec.kind === "server_streaming") {
@@ -152,7 +164,7 @@ function methodHandler(spec: MethodImplSpec, options: GrpcAdapterOptions): grpc.
     } else {
       inputs = readMessages(call as grpc.ServerDuplexStream<unknown, unknown>);
     }
-    void pump(call, ctx, transformInvokeImplementation(spec, ctx, interceptors)(inputs as AsyncIterable<never>));
+    void pump(call, ctx, answered, transformInvokeImplementation(spec, ctx, interceptors)(inputs as AsyncIterable<never>));
   };
 }
 
@@ -170,6 +182,7 @@ async function* readMessages(call: grpc.ServerDuplexStream<unknown, unknown>): A
 async function pump(
   call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
   ctx: HandlerContext,
+  answered: Answered,
   outputs: AsyncIterable<unknown>,
 ): Promise<void> {
   const it = outputs[Symbol.asyncIterator]();
@@ -189,9 +202,13 @@ async function pump(
       if (r.done) break;
       if (!call.write(r.value)) await once(call, "drain", { signal: ctx.signal }).catch(() => undefined);
     }
+    answered.done = true;
     call.end(headersToMetadata(ctx.responseTrailer));
   } catch (err) {
-    if (!call.cancelled) call.emit("error", statusOf(err));
+    if (!call.cancelled) {
+      answered.done = true;
+      call.emit("error", statusOf(err));
+    }
   } finally {
     call.off("cancelled", stop);
   }
