@@ -7,7 +7,7 @@
  * @grpc/grpc-js. Prints per-RPC throughput and p50/p95/p99, business
  * refusals apart from errors, where the CPU went, and the invariant check.
  *
- *   npm run bench:onsale              10,000 buyers, 1 and 3 instances
+ *   npm run bench:onsale              10,000 buyers: 1 instance, 1 instance with WORKERS=2, 3 instances
  *   npm run bench:onsale -- --quick   300 buyers, 1 instance
  */
 import { fork, type ChildProcess } from "node:child_process";
@@ -32,6 +32,7 @@ const ACTIVE_TTL_MS = 120_000;
 
 export interface OnsaleResult {
   instances: number;
+  workers: number;
   buyers: number;
   seconds: number;
   seatsSold: number;
@@ -77,9 +78,9 @@ export interface OnsaleSize {
   deadlineMs: number;
 }
 
-export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instances: number, size: OnsaleSize): Promise<OnsaleResult> {
+export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instances: number, size: OnsaleSize, serverWorkers = 1): Promise<OnsaleResult> {
   const { buyers, deadlineMs } = size;
-  const dbName = `onsale_${instances}_${Date.now()}`;
+  const dbName = `onsale_${instances}_${serverWorkers}_${Date.now()}`;
   const url = await createDatabase(pg.adminUrl, dbName);
   const env = {
     DATABASE_URL: url,
@@ -92,6 +93,8 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
     HOLD_MAX_PER_USER: "1",
     DB_POOL_MAX: instances === 1 ? "16" : "8",
     SEED_DEMO_CATALOG: "false",
+    // Server processes per instance on its one port (node:cluster).
+    WORKERS: String(serverWorkers),
   };
   // The first instance applies the migrations; the others start on a migrated schema.
   const servers: ServerProcess[] = [await startServerProcess(env)];
@@ -161,6 +164,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
   const lags = Float64Array.from(merged.activationLags).sort();
   return {
     instances,
+    workers: serverWorkers,
     buyers,
     seconds,
     seatsSold: sold,
@@ -178,7 +182,7 @@ export async function runOnsale(pg: PostgresServer, redis: RedisServer[], instan
 export function printOnsale(r: OnsaleResult): void {
   const order = ["IssueToken", "ListAvailableDates", "ListAvailableSeats", "HoldSeat", "ChargeBalance", "PayReservation"];
   console.log(
-    `\non-sale, ${r.instances} instance(s), ${r.buyers.toLocaleString("en-US")} buyers: ${r.seatsSold} of ${DATES * SEATS_PER_DATE} seats sold in ${r.seconds.toFixed(1)} s`,
+    `\non-sale, ${r.instances} instance(s) x WORKERS=${r.workers}, ${r.buyers.toLocaleString("en-US")} buyers: ${r.seatsSold} of ${DATES * SEATS_PER_DATE} seats sold in ${r.seconds.toFixed(1)} s`,
   );
   console.log(
     table(
@@ -216,11 +220,20 @@ async function main() {
   try {
     const one = await runOnsale(pg, redis.slice(0, 1), 1, size);
     printOnsale(one);
+    // The same one instance on every core: WORKERS=2 (the quick pass skips it).
+    const twoWorkers = quick ? undefined : await runOnsale(pg, redis.slice(0, 1), 1, size, 2);
+    if (twoWorkers) printOnsale(twoWorkers);
     // The quick pass keeps to one instance; the 3-instance comparison is the full run's.
     const three = quick ? undefined : await runOnsale(pg, redis, 3, size);
+    const rate = (r: OnsaleResult) => Object.values(r.rpcs).reduce((n, x) => n + x.calls, 0) / r.seconds;
+    if (twoWorkers) {
+      console.log(
+        `\nWORKERS=2 ÷ WORKERS=1: ${(rate(twoWorkers) / rate(one)).toFixed(2)} (all RPCs per second), ` +
+          `sell-out time ${twoWorkers.seconds.toFixed(1)} s vs ${one.seconds.toFixed(1)} s`,
+      );
+    }
     if (three) {
       printOnsale(three);
-      const rate = (r: OnsaleResult) => Object.values(r.rpcs).reduce((n, x) => n + x.calls, 0) / r.seconds;
       console.log(
         `\n3 instances ÷ 1 instance: ${(rate(three) / rate(one)).toFixed(2)} (all RPCs per second), ` +
           `sell-out time ${three.seconds.toFixed(1)} s vs ${one.seconds.toFixed(1)} s`,
@@ -229,7 +242,7 @@ async function main() {
     const dir = join(__dirname, "results");
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `onsale-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-    writeFileSync(file, JSON.stringify({ quick, one, three }, null, 2));
+    writeFileSync(file, JSON.stringify({ quick, one, twoWorkers, three }, null, 2));
     console.log(`JSON: ${file}`);
   } finally {
     await Promise.all(redis.map((r) => r.stop()));
