@@ -373,7 +373,8 @@ export const ReservationService: GenService<{
    *   NOT_FOUND: RESERVATION_NOT_FOUND (also another user's).
    *   RESOURCE_EXHAUSTED: RATE_LIMITED (calls without a verified bearer
    *     token, per address).
-   *   ABORTED: TRANSACTION_CONFLICT (retry).
+   *   ABORTED: TRANSACTION_CONFLICT; CONCURRENT_UPDATE (a payment or another
+   *     cancel changed the hold first: read it again before retrying).
    *   UNAVAILABLE: DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, LOCK_TIMEOUT,
    *     QUEUE_UNAVAILABLE, AUTH_KEYS_UNAVAILABLE.
    *
