@@ -4,6 +4,8 @@ import * as grpc from "@grpc/grpc-js";
 import { addServices, type GrpcAdapterOptions, type RegisteredService } from "./rpc/grpc-adapter.js";
 
 export interface GrpcEndpointOptions extends GrpcAdapterOptions {
+  /** Sees every status grpc-js sends; accounts for the calls it refuses itself. */
+  runtimeRefusals: grpc.ServerInterceptor;
   maxConcurrentStreams: number;
   maxMessageBytes: number;
   /** Every HTTP/2 session grpc-js opens for an injected connection, before its first stream. */
@@ -27,6 +29,7 @@ export function createGrpcEndpoint(services: RegisteredService[], options: GrpcE
     "grpc.max_receive_message_length": options.maxMessageBytes,
     // Channelz keeps per-call counters and traces nobody reads here: CPU on every call.
     "grpc.enable_channelz": 0,
+    interceptors: [options.runtimeRefusals],
   });
   addServices(server, services, options);
   const http2Servers = internalHttp2Servers(server);

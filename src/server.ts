@@ -16,6 +16,7 @@ import { createCallContext, createGrpcCallValues, createInterceptors } from "./r
 import { captureServices, replayServices } from "./rpc/registry.js";
 import { createGrpcEndpoint } from "./grpc-server.js";
 import { createConnectHandler } from "./connect-handler.js";
+import { createGrpcRefusalInterceptor } from "./rpc/grpc-refusals.js";
 import { accountRefusedCalls, markPipelineEntered, pipelineEnteredKey } from "./rpc/refused-calls.js";
 
 export interface AppServer {
@@ -102,6 +103,7 @@ export function createServer(deps: Deps): AppServer {
     callValues: createGrpcCallValues(limits.trustProxyHops),
     maxConcurrentStreams: limits.http2MaxConcurrentStreams,
     maxMessageBytes: MAX_MESSAGE_BYTES,
+    runtimeRefusals: createGrpcRefusalInterceptor(deps.log, deps.metrics),
     onSession,
   });
 

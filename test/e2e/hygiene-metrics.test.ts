@@ -85,7 +85,8 @@ describe("metrics port", () => {
         req.resume();
         req.end();
       });
-      expect(status).toBe(404);
+      // Plaintext HTTP/2 is gRPC (grpc-js): anything else is 415, and never the metrics.
+      expect(status).toBe(415);
     } finally {
       session.close();
     }
@@ -104,17 +105,16 @@ describe("metrics port", () => {
 });
 
 describe("requests the runtime refuses before the pipeline", () => {
-  test("garbage protobuf over gRPC (HTTP/2): INTERNAL parse binary as the runtime answers it, one warn line with procedure and request id, counted once", async () => {
-    const warn = jest.spyOn(s.deps.log, "warn");
-    const before = await calls(ISSUE_TOKEN, "INTERNAL");
+  test("garbage protobuf over gRPC (HTTP/2): INVALID_ARGUMENT naming the message, logged by the pipeline with its request id, counted once", async () => {
+    const info = jest.spyOn(s.deps.log, "info");
+    const before = await calls(ISSUE_TOKEN, "INVALID_ARGUMENT");
     const res = await rawGrpc(ISSUE_TOKEN, envelope(GARBAGE), "garbage-grpc-1");
-    expect(res.status).toBe("13");
-    expect(decodeURIComponent(res.message ?? "")).toMatch(/^parse binary: /);
+    expect(res.status).toBe("3");
+    expect(decodeURIComponent(res.message ?? "")).toMatch(/^cannot decode boxoffice\.queue\.v1\.IssueTokenRequest: /);
     expect(res.requestId).toBe("garbage-grpc-1");
-    expect(await calls(ISSUE_TOKEN, "INTERNAL")).toBe(before + 1);
-    expect(warn).toHaveBeenCalledTimes(1);
-    expect(warn.mock.calls[0][0]).toMatchObject({ procedure: ISSUE_TOKEN, code: "INTERNAL", requestId: "garbage-grpc-1", fault: "client" });
-    expect((warn.mock.calls[0][0] as { error: string }).error).toMatch(/^parse binary: /);
+    expect(await calls(ISSUE_TOKEN, "INVALID_ARGUMENT")).toBe(before + 1);
+    const lines = info.mock.calls.map((c) => c[0] as unknown as Record<string, unknown>).filter((l) => l.procedure === ISSUE_TOKEN);
+    expect(lines).toEqual([expect.objectContaining({ code: "INVALID_ARGUMENT", requestId: "garbage-grpc-1" })]);
   });
 
   test("garbage protobuf over Connect (HTTP/1.1, application/proto): HTTP 500 internal, logged and counted", async () => {
@@ -144,14 +144,15 @@ describe("requests the runtime refuses before the pipeline", () => {
     expect(await calls(ISSUE_TOKEN, "INTERNAL")).toBe(before + 1);
   });
 
-  test("broken gRPC framing (a length prefix promising more than is sent): INVALID_ARGUMENT, logged and counted", async () => {
+  test("broken gRPC framing (a message, then the start of a second on a unary call): grpc-js answers UNIMPLEMENTED; logged as the client's fault and counted", async () => {
     const warn = jest.spyOn(s.deps.log, "warn");
-    const before = await calls(LIST_CONCERTS, "INVALID_ARGUMENT");
+    const before = await calls(LIST_CONCERTS, "UNIMPLEMENTED");
     const res = await rawGrpc(LIST_CONCERTS, Buffer.from([0, 0, 0, 1, 0, 1, 2]), "short-frame-1");
-    expect(res.status).toBe("3");
-    expect(await calls(LIST_CONCERTS, "INVALID_ARGUMENT")).toBe(before + 1);
+    expect(res.status).toBe("12");
+    expect(res.requestId).toBe("short-frame-1");
+    expect(await calls(LIST_CONCERTS, "UNIMPLEMENTED")).toBe(before + 1);
     expect(warn.mock.calls.map((c) => c[0])).toEqual([
-      expect.objectContaining({ procedure: LIST_CONCERTS, code: "INVALID_ARGUMENT", requestId: "short-frame-1" }),
+      expect.objectContaining({ procedure: LIST_CONCERTS, code: "UNIMPLEMENTED", requestId: "short-frame-1", fault: "client" }),
     ]);
   });
 
