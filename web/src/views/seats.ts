@@ -182,7 +182,9 @@ function checkout(state: State, hold: Reservation, app: App): (HTMLElement | nul
     ),
     h("div", { class: "kv" }, h("span", {}, "Price"), h("strong", { "data-testid": "amount" }, won(hold.amount))),
     h("div", { class: "kv" }, h("span", {}, "Your balance"), h("strong", {}, balance === undefined ? "…" : won(balance))),
-    short > 0n ? topUp(state, short, app) : h("div", { class: "kv kv-after" }, h("span", {}, "After payment"), h("strong", {}, balance === undefined ? "…" : won(balance - hold.amount))),
+    short > 0n
+      ? topUp(state, short, app)
+      : h("div", { class: "kv kv-after" }, h("span", {}, "After payment"), h("strong", {}, balance === undefined ? "…" : won(balance - hold.amount))),
     h(
       "button",
       { class: "btn btn-primary btn-block btn-pay", "data-testid": "pay", disabled: paying, onclick: () => void app.pay() },
