@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { extname, resolve, sep } from "node:path";
 import { Code, cors as connectCors } from "@connectrpc/connect";
+import { PAGE_TYPES, pageSecurityHeaders } from "./page-headers.js";
 import { ServingStatus, type HealthState } from "./rpc/health.js";
 
 export type Request = IncomingMessage | Http2ServerRequest;
@@ -106,30 +107,8 @@ export function createHttpEndpoints(health: HealthState, pageRoot?: string): Han
   };
 }
 
-const PAGE_TYPES: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".map": "application/json; charset=utf-8",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
-  ".ico": "image/x-icon",
-};
-
 /** Same origin as the API: the page may call nothing else. */
-const PAGE_HEADERS = {
-  "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-  "content-security-policy": [
-    "default-src 'self'",
-    "connect-src 'self'",
-    "img-src 'self' data:",
-    // The page sets a few CSS variables through style attributes (cover-art hues, bar widths).
-    "style-src 'self' 'unsafe-inline'",
-    "script-src 'self'",
-    "frame-ancestors 'none'",
-  ].join("; "),
-};
+const PAGE_HEADERS = pageSecurityHeaders();
 
 interface PageFile {
   mtimeMs: number;

@@ -16,6 +16,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { extname, join, normalize, sep } from "node:path";
+import { PAGE_TYPES, pageSecurityHeaders } from "../src/page-headers";
 import { configScript, DIST_DIR } from "./build";
 
 export interface WebServerOptions {
@@ -33,16 +34,6 @@ export interface WebServer {
   url: string;
   close(): Promise<void>;
 }
-
-const TYPES: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".map": "application/json; charset=utf-8",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
-  ".ico": "image/x-icon",
-};
 
 export function createWebHandler(opts: WebServerOptions = {}) {
   const root = opts.root ?? DIST_DIR;
@@ -65,23 +56,10 @@ export function createWebHandler(opts: WebServerOptions = {}) {
       return;
     }
     const api = apiFor(req);
-    const headers: Record<string, string> = {
-      "x-content-type-options": "nosniff",
-      "referrer-policy": "no-referrer",
-      "cache-control": "no-cache",
-      "content-security-policy": [
-        "default-src 'self'",
-        `connect-src 'self' ${new URL(api).origin}`,
-        "img-src 'self' data:",
-        // The page sets a few CSS variables through style attributes (cover-art hues, bar widths).
-        "style-src 'self' 'unsafe-inline'",
-        "script-src 'self'",
-        "frame-ancestors 'none'",
-      ].join("; "),
-    };
+    const headers = { ...pageSecurityHeaders(new URL(api).origin), "cache-control": "no-cache" };
     if (path === "/config.js") {
       const body = configScript({ apiBaseUrl: api, protocol: opts.protocol, authMode: opts.authMode });
-      res.writeHead(200, { ...headers, "content-type": TYPES[".js"] }).end(req.method === "HEAD" ? undefined : body);
+      res.writeHead(200, { ...headers, "content-type": PAGE_TYPES[".js"] }).end(req.method === "HEAD" ? undefined : body);
       return;
     }
     const file = normalize(join(root, path === "/" ? "index.html" : path));
@@ -90,7 +68,7 @@ export function createWebHandler(opts: WebServerOptions = {}) {
       return;
     }
     const body = readFileSync(file);
-    res.writeHead(200, { ...headers, "content-type": TYPES[extname(file)] ?? "application/octet-stream", "content-length": body.byteLength });
+    res.writeHead(200, { ...headers, "content-type": PAGE_TYPES[extname(file)] ?? "application/octet-stream", "content-length": body.byteLength });
     res.end(req.method === "HEAD" ? undefined : body);
   };
 }

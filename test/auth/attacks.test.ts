@@ -3,46 +3,29 @@
  * real server in AUTH_MODE=jwt (real PostgreSQL and Redis, keys made here with
  * jose): each must now fail safely and change nothing.
  */
-import { randomBytes } from "node:crypto";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { QueueStatus } from "../../gen/boxoffice/queue/v1/queue_pb";
 import { ReservationStatus } from "../../gen/boxoffice/reservation/v1/reservation_pb";
 import { checkInvariants } from "../../src/modules/payment/invariants";
 import { errorReason } from "../../src/platform/errors";
-import { createTestDatabase, startTestServer, testRedisUrl, type TestDatabase, type TestServer } from "../harness";
+import type { TestServer } from "../harness";
 import { bookingFlow, clients, transportsFor, withBearer } from "./flow";
-import { createIssuer, epoch, type TestIssuer } from "./jwt-fixtures";
+import { epoch, type TestIssuer } from "./jwt-fixtures";
+import { startJwtServer, type JwtServer } from "./jwt-server";
 
 const CONCERT = "iu-golden-hour-2027";
 const DATE = "2027-03-06";
 
-let db: TestDatabase;
+let jwtServer: JwtServer;
 let s: TestServer;
 let idp: TestIssuer;
 
 beforeAll(async () => {
-  idp = await createIssuer();
-  db = await createTestDatabase();
-  s = await startTestServer(
-    {
-      DATABASE_URL: db.url,
-      REDIS_URLS: testRedisUrl(),
-      QUEUE_REDIS_PREFIX: `attack:${randomBytes(4).toString("hex")}:`,
-      SEED_DEMO_CATALOG: "true",
-      AUTH_MODE: "jwt",
-      AUTH_JWKS: idp.jwksPath,
-      AUTH_ISSUER: idp.issuer,
-      AUTH_AUDIENCE: idp.audience,
-    },
-    { startQueue: false },
-  );
+  jwtServer = await startJwtServer("attack");
+  ({ idp, server: s } = jwtServer);
   Object.assign(transports, transportsFor(s.baseUrl));
 });
-afterAll(async () => {
-  await s?.stop();
-  await db?.drop();
-  await idp?.close();
-});
+afterAll(() => jwtServer?.stop());
 
 const transports: Record<string, () => Transport> = {};
 

@@ -1,42 +1,19 @@
-import { Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { ConcertService } from "../../gen/boxoffice/concert/v1/concert_service_pb";
 import { WalletService } from "../../gen/boxoffice/wallet/v1/wallet_service_pb";
 import { Health } from "../../gen/grpc/health/v1/health_pb";
-import { AUTH_REASONS, createAuthenticator, SCOPES, type Authenticator } from "../../src/rpc/auth";
-import { clientAddressKey, principalKey, type Principal } from "../../src/rpc/context";
-import { actingUser, actsForAnyone, checkTokenOwner, createAuthInterceptor, IDENTITY_REASONS, isPublic, requireScope } from "../../src/rpc/identity";
+import { AUTH_REASONS, createAuthenticator, SCOPES } from "../../src/rpc/auth";
+import type { Principal } from "../../src/rpc/context";
+import { actingUser, actsForAnyone, checkTokenOwner, IDENTITY_REASONS, isPublic, requireScope } from "../../src/rpc/identity";
 import { errorReason } from "../../src/platform/errors";
 import { createLogger } from "../../src/platform/logger";
-import { createIssuer, type TestIssuer } from "./jwt-fixtures";
+import { CALLER_ADDRESS, handlerContext, runAuthInterceptor, thrown, user, useJwtAuthenticator } from "./identity-fixtures";
 
-const user = (userId: string, ...scopes: string[]): Principal => ({ kind: "user", userId, scopes: new Set(scopes) });
 const trusted: Principal = { kind: "anonymous", trusted: true };
 const untrusted: Principal = { kind: "anonymous", trusted: false };
 
 /** A handler context for WalletService/GetBalance with the principal the auth interceptor would have put there. */
-function ctxFor(principal: Principal): HandlerContext {
-  const ctx = createHandlerContext({
-    service: WalletService,
-    method: WalletService.method.getBalance,
-    protocolName: "connect",
-    requestMethod: "POST",
-    url: "http://127.0.0.1/boxoffice.wallet.v1.WalletService/GetBalance",
-  });
-  ctx.values.set(principalKey, principal);
-  return ctx;
-}
-
-/** The code and ErrorInfo reason `fn` threw. */
-function thrown(fn: () => unknown): { code: Code; reason?: string } {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConnectError);
-    return { code: ConnectError.from(err).code, reason: errorReason(err) };
-  }
-  throw new Error("expected a throw");
-}
+const ctxFor = (principal: Principal): HandlerContext => handlerContext(WalletService.method.getBalance, principal);
 
 describe("actingUser", () => {
   test("the caller itself: the same user id, or none requested", () => {
@@ -74,13 +51,7 @@ describe("actingUser", () => {
   });
 
   test("a context nobody authenticated (no principal set) is an unverified caller", () => {
-    const ctx = createHandlerContext({
-      service: WalletService,
-      method: WalletService.method.getBalance,
-      protocolName: "connect",
-      requestMethod: "POST",
-      url: "http://127.0.0.1/",
-    });
+    const ctx = handlerContext(WalletService.method.getBalance);
     expect(thrown(() => actingUser(ctx, "bob")).code).toBe(Code.Unauthenticated);
   });
 });
@@ -138,71 +109,31 @@ describe("isPublic", () => {
 });
 
 describe("createAuthInterceptor", () => {
-  let idp: TestIssuer;
-  let jwt: Authenticator;
-  beforeAll(async () => {
-    idp = await createIssuer();
-    jwt = await createAuthenticator(idp.authConfig("file"), createLogger("silent"));
-  });
-  afterAll(async () => {
-    await idp.close();
-  });
-
-  /** Runs the interceptor over a minimal unary request; returns the principal the handler saw and the addresses counted. */
-  async function call(auth: Authenticator, service: DescService, method: DescMethod, authorization?: string) {
-    const counted: string[] = [];
-    const contextValues = createContextValues();
-    contextValues.set(clientAddressKey, "10.0.0.7");
-    const header = new Headers(authorization === undefined ? {} : { authorization });
-    const req = {
-      stream: false,
-      service,
-      method,
-      header,
-      contextValues,
-      requestMethod: "POST",
-      url: "http://127.0.0.1/",
-      signal: new AbortController().signal,
-    };
-    let seen: Principal | undefined;
-    const next = async (r: UnaryRequest) => {
-      seen = r.contextValues.get(principalKey);
-      return {} as UnaryResponse;
-    };
-    const run = createAuthInterceptor(auth, async (address) => {
-      counted.push(address);
-    })(next as never);
-    try {
-      await run(req as unknown as UnaryRequest);
-      return { seen, counted };
-    } catch (err) {
-      return { seen, counted, code: ConnectError.from(err).code, reason: errorReason(err) };
-    }
-  }
-  const getBalance = [WalletService, WalletService.method.getBalance] as const;
-  const listConcerts = [ConcertService, ConcertService.method.listConcerts] as const;
+  const jwt = useJwtAuthenticator();
+  const getBalance = WalletService.method.getBalance;
+  const listConcerts = ConcertService.method.listConcerts;
 
   test("a verified caller reaches the handler with its principal and is not counted as unauthenticated", async () => {
-    const r = await call(jwt, ...getBalance, `Bearer ${await idp.sign({ sub: "alice", scope: "x y" })}`);
+    const r = await runAuthInterceptor(jwt.auth, getBalance, `Bearer ${await jwt.idp.sign({ sub: "alice", scope: "x y" })}`);
     expect(r).toEqual({ seen: user("alice", "x", "y"), counted: [] });
   });
 
   test("no token on a non-public RPC: UNAUTHENTICATED / AUTH_TOKEN_MISSING, the handler never runs, the address is counted", async () => {
-    const r = await call(jwt, ...getBalance);
-    expect(r).toEqual({ seen: undefined, counted: ["10.0.0.7"], code: Code.Unauthenticated, reason: AUTH_REASONS.missing });
+    const r = await runAuthInterceptor(jwt.auth, getBalance);
+    expect(r).toEqual({ seen: undefined, counted: [CALLER_ADDRESS], code: Code.Unauthenticated, reason: AUTH_REASONS.missing });
   });
 
   test("no token on a public RPC: runs as an unverified caller, counted", async () => {
-    expect(await call(jwt, ...listConcerts)).toEqual({ seen: untrusted, counted: ["10.0.0.7"] });
+    expect(await runAuthInterceptor(jwt.auth, listConcerts)).toEqual({ seen: untrusted, counted: [CALLER_ADDRESS] });
   });
 
   test("a refused token, even on a public RPC: the refusal, counted, the handler never runs", async () => {
-    const r = await call(jwt, ...listConcerts, "Bearer abc");
-    expect(r).toEqual({ seen: undefined, counted: ["10.0.0.7"], code: Code.Unauthenticated, reason: AUTH_REASONS.malformed });
+    const r = await runAuthInterceptor(jwt.auth, listConcerts, "Bearer abc");
+    expect(r).toEqual({ seen: undefined, counted: [CALLER_ADDRESS], code: Code.Unauthenticated, reason: AUTH_REASONS.malformed });
   });
 
   test("AUTH_MODE=none: every call runs as a trusted caller, counted per address", async () => {
     const none = await createAuthenticator({ mode: "none" }, createLogger("silent"));
-    expect(await call(none, ...getBalance)).toEqual({ seen: trusted, counted: ["10.0.0.7"] });
+    expect(await runAuthInterceptor(none, getBalance)).toEqual({ seen: trusted, counted: [CALLER_ADDRESS] });
   });
 });

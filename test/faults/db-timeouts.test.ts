@@ -6,7 +6,7 @@
  * default DB_* settings; the "paused instance" is a second session holding
  * `select ... for update` on the seat's row.
  */
-import { Code, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import { LockMode } from "@mikro-orm/postgresql";
 import { Client } from "pg";
 import type { Counter } from "prom-client";
@@ -21,25 +21,14 @@ import { openDatabase, type Database } from "../../src/platform/db/database";
 import { databaseFault } from "../../src/platform/db/faults";
 import { errorReason } from "../../src/platform/errors";
 import { createLogger } from "../../src/platform/logger";
-import { callerKey, principalKey } from "../../src/rpc/context";
 import { createErrorInterceptor } from "../../src/rpc/errors";
 import { createTestDatabase, testConfig, type TestDatabase } from "../harness";
+import { asUser, fakeGate } from "../reservation/support";
 import { capturingLogger } from "./db-support";
 
 const CONCERT = "iu-golden-hour-2027";
 const DATE = "2027-03-06";
 const DEFAULT_LOCK_TIMEOUT_MS = 2000;
-
-/** Stands in for authentication and the queue gate: the header names the caller. */
-const fakeGate: Interceptor = (next) => async (req) => {
-  const userId = req.header.get("x-test-user");
-  if (userId) {
-    req.contextValues.set(principalKey, { kind: "user", userId, scopes: new Set<string>() });
-    req.contextValues.set(callerKey, { userId, token: "test" });
-  }
-  return next(req);
-};
-const asUser = (userId: string) => ({ headers: { "x-test-user": userId } });
 
 const captured = capturingLogger();
 let db: TestDatabase;

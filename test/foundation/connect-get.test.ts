@@ -7,7 +7,6 @@
  */
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import type { ClientRequest } from "node:http";
-import { randomBytes } from "node:crypto";
 import { equals, type DescMethod, type DescMethodUnary } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
@@ -20,13 +19,14 @@ import { WalletService } from "../../gen/boxoffice/wallet/v1/wallet_service_pb";
 import { errorReason } from "../../src/platform/errors";
 import { BOXOFFICE_SERVICES } from "../../src/rpc/method-options";
 import { withBearer } from "../auth/flow";
-import { createIssuer, type TestIssuer } from "../auth/jwt-fixtures";
-import { createTestDatabase, startTestServer, testRedisUrl, type TestDatabase, type TestServer } from "../harness";
+import type { TestIssuer } from "../auth/jwt-fixtures";
+import { startJwtServer, type JwtServer } from "../auth/jwt-server";
+import type { TestServer } from "../harness";
 
 const CONCERT = "iu-golden-hour-2027";
 const DATE = "2027-03-06";
 
-let db: TestDatabase;
+let jwtServer: JwtServer;
 let s: TestServer;
 let idp: TestIssuer;
 
@@ -42,28 +42,13 @@ const onRequest = (msg: unknown) => {
 };
 
 beforeAll(async () => {
-  idp = await createIssuer();
-  db = await createTestDatabase();
-  s = await startTestServer(
-    {
-      DATABASE_URL: db.url,
-      REDIS_URLS: testRedisUrl(),
-      QUEUE_REDIS_PREFIX: `get:${randomBytes(4).toString("hex")}:`,
-      SEED_DEMO_CATALOG: "true",
-      AUTH_MODE: "jwt",
-      AUTH_JWKS: idp.jwksPath,
-      AUTH_ISSUER: idp.issuer,
-      AUTH_AUDIENCE: idp.audience,
-    },
-    { startQueue: false },
-  );
+  jwtServer = await startJwtServer("get");
+  ({ idp, server: s } = jwtServer);
   subscribe("http.client.request.start", onRequest);
 });
 afterAll(async () => {
   unsubscribe("http.client.request.start", onRequest);
-  await s?.stop();
-  await db?.drop();
-  await idp?.close();
+  await jwtServer?.stop();
 });
 beforeEach(() => {
   sent.length = 0;

@@ -6,7 +6,7 @@
  * are real: a trigger created here sleeps inside the first writer's UPDATE or
  * INSERT (holding its row lock, uncommitted) while the second reads and writes.
  */
-import { Code, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import { OptimisticLockError } from "@mikro-orm/core";
 import { ReservationService } from "../../gen/boxoffice/reservation/v1/reservation_service_pb";
 import { checkInvariants } from "../../src/modules/payment/invariants";
@@ -18,24 +18,12 @@ import { Wallet } from "../../src/modules/wallet/wallet.entity";
 import { chargeBalance, getBalance } from "../../src/modules/wallet/wallet.service";
 import { ManualClock } from "../../src/platform/clock";
 import { createLocalLocks } from "../../src/platform/locks";
-import { callerKey, principalKey } from "../../src/rpc/context";
 import { createErrorInterceptor } from "../../src/rpc/errors";
-import { CONCERT, DATE, openSeededDatabase, quietLog, rejection, routeDeps, sleep, type SeededDatabase } from "./support";
+import { asUser, CONCERT, DATE, fakeGate, openSeededDatabase, quietLog, rejection, routeDeps, sleep, type SeededDatabase } from "./support";
 
 let s: SeededDatabase;
 const clock = new ManualClock();
 const em = () => s.orm.em.fork();
-const asUser = (userId: string) => ({ headers: { "x-test-user": userId } });
-
-/** Stands in for authentication and the gate: the header names the caller. */
-const fakeGate: Interceptor = (next) => async (req) => {
-  const userId = req.header.get("x-test-user");
-  if (userId) {
-    req.contextValues.set(principalKey, { kind: "user", userId, scopes: new Set<string>() });
-    req.contextValues.set(callerKey, { userId, token: "test" });
-  }
-  return next(req);
-};
 
 let reservations: ReturnType<typeof createClient<typeof ReservationService>>;
 

@@ -3,7 +3,7 @@
  * error interceptors and a stand-in for the queue-token gate that puts the
  * caller in the context: proto mapping, the acting user, bad input.
  */
-import { Code, createClient, type Interceptor } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createRouterTransport } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
@@ -14,23 +14,11 @@ import { registerConcertRoutes } from "../../src/modules/concert/concert.routes"
 import { registerReservationRoutes } from "../../src/modules/reservation/reservation.routes";
 import { createPayReservationHandler } from "../../src/modules/payment/payment.routes";
 import { ManualClock } from "../../src/platform/clock";
-import { callerKey, principalKey } from "../../src/rpc/context";
 import { createErrorInterceptor } from "../../src/rpc/errors";
-import { CONCERT, DATE, openSeededDatabase, quietLog, routeDeps, type SeededDatabase, rejection } from "./support";
+import { asUser, CONCERT, DATE, fakeGate, openSeededDatabase, quietLog, routeDeps, type SeededDatabase, rejection } from "./support";
 
 let s: SeededDatabase;
 const clock = new ManualClock();
-const asUser = (userId: string) => ({ headers: { "x-test-user": userId } });
-
-/** Stands in for authentication and the gate: the header names the caller, verified. */
-const fakeGate: Interceptor = (next) => async (req) => {
-  const userId = req.header.get("x-test-user");
-  if (userId) {
-    req.contextValues.set(principalKey, { kind: "user", userId, scopes: new Set<string>() });
-    req.contextValues.set(callerKey, { userId, token: "test" });
-  }
-  return next(req);
-};
 
 let reservations: ReturnType<typeof createClient<typeof ReservationService>>;
 let concerts: ReturnType<typeof createClient<typeof ConcertService>>;

@@ -7,8 +7,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { DEMO_CONCERTS } from "../../src/modules/concert/demo-catalog";
 import { isSeatFree, listAvailableDates, listAvailableSeats } from "../../src/modules/concert/concert.service";
 import { Seat } from "../../src/modules/concert/seat.entity";
-import { Reservation } from "../../src/modules/reservation/reservation.entity";
-import { cancelHold, holdSeat, type HoldSeatInput, type HoldSeatOptions } from "../../src/modules/reservation/seat-hold.service";
+import { cancelHold, holdSeat, insertHold, type HoldSeatInput, type HoldSeatOptions } from "../../src/modules/reservation/seat-hold.service";
 import { checkInvariants } from "../../src/modules/payment/invariants";
 import { ManualClock } from "../../src/platform/clock";
 import { errorReason } from "../../src/platform/errors";
@@ -156,17 +155,7 @@ describe("the race the database guard closes (pretix style)", () => {
       const id = randomUUID();
       const holdExpiresAt = new Date(now.getTime() + s.config.hold.ttlMs);
       await tx.nativeUpdate(Seat, { id: seat.id }, { heldByReservationId: id, holdExpiresAt });
-      await tx.insert(Reservation, {
-        id,
-        userId: input.userId,
-        seat: seat.id,
-        amount: seat.price,
-        status: "HELD",
-        holdExpiresAt,
-        createdAt: now,
-        confirmedAt: null,
-        idempotencyKey: null,
-      });
+      await insertHold(tx, { id, userId: input.userId, seat, holdExpiresAt, now });
       return id;
     });
   }

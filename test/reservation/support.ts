@@ -1,5 +1,5 @@
 /** Shared by the reservation and concert suites: a migrated, seeded database and small race helpers. */
-import { ConnectError, type Code } from "@connectrpc/connect";
+import { ConnectError, type Code, type Interceptor } from "@connectrpc/connect";
 import type { Config } from "../../src/config";
 import { seedDemoCatalog } from "../../src/modules/concert/demo-catalog";
 import { entities } from "../../src/entities";
@@ -16,6 +16,7 @@ import { Queue } from "../../src/modules/queue/queue.service";
 import type { Clock } from "../../src/platform/clock";
 import { Registry } from "prom-client";
 import { createLogger } from "../../src/platform/logger";
+import { callerKey, principalKey } from "../../src/rpc/context";
 import { createTestDatabase, testConfig, type TestDatabase } from "../harness";
 
 export const CONCERT = "iu-golden-hour-2027";
@@ -105,6 +106,22 @@ export async function rejection(p: Promise<unknown>): Promise<{ code: Code; reas
   }
   throw new Error("expected a rejection");
 }
+
+/**
+ * Stands in for authentication and the queue gate in front of handlers run in
+ * memory: the `x-test-user` header (see `asUser`) names the caller, verified.
+ */
+export const fakeGate: Interceptor = (next) => async (req) => {
+  const userId = req.header.get("x-test-user");
+  if (userId) {
+    req.contextValues.set(principalKey, { kind: "user", userId, scopes: new Set<string>() });
+    req.contextValues.set(callerKey, { userId, token: "test" });
+  }
+  return next(req);
+};
+
+/** Call options that make `fakeGate` see `userId` as the caller. */
+export const asUser = (userId: string) => ({ headers: { "x-test-user": userId } });
 
 /**
  * What the concert, reservation and payment handlers need, over the seeded

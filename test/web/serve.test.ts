@@ -3,8 +3,7 @@
  * naming the API, keeps to its directory, and sends a CSP that lets the page
  * call that API and nothing else.
  */
-import { request } from "node:http";
-import { builtPage } from "./support";
+import { builtPage, rawRequest } from "./support";
 import { startWebServer, type WebServer } from "../../web/serve";
 
 let page: { dir: string; remove(): void };
@@ -19,24 +18,9 @@ afterAll(async () => {
   page?.remove();
 });
 
-/** A raw request: the path goes out exactly as given (fetch would normalise "..") */
-function get(
-  path: string,
-  method = "GET",
-  opts: { port?: number; host?: string } = {},
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const headers = opts.host ? { host: opts.host } : {};
-    const req = request({ host: "127.0.0.1", port: opts.port ?? web.port, path, method, headers }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c) => (body += c));
-      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
+/** A raw request to the page's server (or `opts.port`), with `opts.host` as the Host header. */
+const get = (path: string, method = "GET", opts: { port?: number; host?: string } = {}) =>
+  rawRequest(opts.port ?? web.port, path, method, opts.host ? { host: opts.host } : {});
 
 test("serves the page, its assets and a config.js naming the API", async () => {
   const index = await get("/");

@@ -5,7 +5,6 @@
  * and everything that is not a file of the page answered as before
  * (/healthz, 404 for unknown paths, UNIMPLEMENTED for unknown gRPC methods).
  */
-import { request } from "node:http";
 import { connect as http2Connect } from "node:http2";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -13,7 +12,7 @@ import { QueueService } from "../../gen/boxoffice/queue/v1/queue_service_pb";
 import { createTestDatabase, startTestServer, type TestDatabase, type TestServer } from "../harness";
 import { grpc, grpcJsClient, unaryRaw } from "../e2e/grpc-js";
 import { makeCertificate, type TestCertificate } from "../e2e/tls-cert";
-import { BROWSER_TEST_TIMEOUT_MS, builtPage, launchChromium, screenshot, signIn, watchErrors, type TestBrowser } from "./support";
+import { BROWSER_TEST_TIMEOUT_MS, builtPage, launchChromium, rawRequest, screenshot, signIn, watchErrors, type RawAnswer, type TestBrowser } from "./support";
 
 jest.setTimeout(BROWSER_TEST_TIMEOUT_MS);
 
@@ -33,25 +32,9 @@ afterAll(async () => {
   page?.remove();
 });
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-/** A raw HTTP/1.1 request: the path goes out exactly as given (fetch would normalise ".."). */
-function get(path: string, method = "GET", headers: Record<string, string> = {}, port = api.port): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path, method, headers }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c) => (body += c));
-      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
+/** A raw HTTP/1.1 request to the API's port (or `port`). */
+const get = (path: string, method = "GET", headers: Record<string, string> = {}, port = api.port): Promise<RawAnswer> =>
+  rawRequest(port, path, method, headers);
 
 describe("over HTTP/1.1", () => {
   test("/ is the page, with its assets and a config.js that means this origin", async () => {

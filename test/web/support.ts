@@ -7,6 +7,7 @@
  * with the install command, it is never skipped.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
@@ -121,6 +122,26 @@ export async function startStack(pageDir: string, opts: StackOptions = {}): Prom
     await db.drop();
     throw err;
   }
+}
+
+export interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** A raw HTTP/1.1 request to 127.0.0.1: the path goes out exactly as given (fetch would normalise ".."). */
+export function rawRequest(port: number, path: string, method = "GET", headers: Record<string, string> = {}): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, method, headers }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 // --- pages ---------------------------------------------------------------

@@ -263,17 +263,7 @@ async function claimSeat(
         });
       }
       // Prices are catalog data no API changes, so the price read above is the price now.
-      await tx.insert(Reservation, {
-        id,
-        userId: input.userId,
-        seat: seat.id,
-        amount: seat.price,
-        status: "HELD",
-        holdExpiresAt,
-        createdAt: now,
-        confirmedAt: null,
-        idempotencyKey: key ?? null,
-      });
+      await insertHold(tx, { id, userId: input.userId, seat, holdExpiresAt, now, idempotencyKey: key });
       return { id, holdExpiresAt, createdAt: now };
     });
     return {
@@ -292,6 +282,28 @@ async function claimSeat(
   } finally {
     await lease?.release();
   }
+}
+
+/**
+ * The reservation row of a new hold, priced at the seat's price. It only
+ * claims the seat: the seat row's held_by_reservation_id, set to `id` in the
+ * same transaction, is what gives it the seat.
+ */
+export async function insertHold(
+  tx: EntityManager,
+  hold: { id: string; userId: string; seat: { id: number; price: number }; holdExpiresAt: Date; now: Date; idempotencyKey?: string },
+): Promise<void> {
+  await tx.insert(Reservation, {
+    id: hold.id,
+    userId: hold.userId,
+    seat: hold.seat.id,
+    amount: hold.seat.price,
+    status: "HELD",
+    holdExpiresAt: hold.holdExpiresAt,
+    createdAt: hold.now,
+    confirmedAt: null,
+    idempotencyKey: hold.idempotencyKey ?? null,
+  });
 }
 
 /**
