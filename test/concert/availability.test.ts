@@ -51,7 +51,7 @@ test("a held seat leaves the list and the date's count until its hold ends", asy
 
 test("a sold seat leaves the list and the count for good", async () => {
   const { reservation } = await hold("bob", 9, OTHER_DATE);
-  // What payment (issue 5) will do: confirm the reservation, mark the seat sold.
+  // What a payment does: confirm the reservation, mark the seat sold.
   await em().execute(`update reservation set status = 'CONFIRMED', confirmed_at = ? where id = ?`, [clock.now(), reservation.id]);
   await em().execute(
     `update seat set sold_reservation_id = held_by_reservation_id, held_by_reservation_id = null, hold_expires_at = null where held_by_reservation_id = ?`,

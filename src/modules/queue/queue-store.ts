@@ -2,7 +2,7 @@ import { randomInt } from "node:crypto";
 
 /**
  * Where the waiting room lives. Two implementations keep the same contract
- * (test/queue/queue-store.contract.ts runs one suite against both): Redis for
+ * (test/queue/queue-store.contract.test.ts runs one suite against both): Redis for
  * any number of server instances, and a single-process store for the embedded
  * default. Times are epoch milliseconds from the injected clock.
  */
