@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { freePort } from "../../test/harness/services";
 import type { BaselineKind } from "./rpc-baseline-server";
 import { treeCpuSeconds } from "./proc-cpu";
+import { readMetrics } from "./server-process";
 
 const ROOT = join(__dirname, "..", "..");
 /**
@@ -202,16 +203,7 @@ export async function startBoxoffice(o: BoxofficeOptions): Promise<RpcServer> {
   return {
     ...base,
     logFile,
-    async metrics() {
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-      const out = new Map<string, number>();
-      for (const line of text.split("\n")) {
-        if (!line || line.startsWith("#")) continue;
-        const i = line.lastIndexOf(" ");
-        out.set(line.slice(0, i), Number(line.slice(i + 1)));
-      }
-      return out;
-    },
+    metrics: () => readMetrics(metricsPort),
     async stop() {
       await stopChild(child);
       await exited;

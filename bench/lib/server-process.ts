@@ -70,16 +70,7 @@ export async function startServerProcess(env: Record<string, string>, options: S
     metricsPort,
     pid: child.pid!,
     child,
-    async metrics() {
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-      const out = new Map<string, number>();
-      for (const line of text.split("\n")) {
-        if (!line || line.startsWith("#")) continue;
-        const i = line.lastIndexOf(" ");
-        out.set(line.slice(0, i), Number(line.slice(i + 1)));
-      }
-      return out;
-    },
+    metrics: () => readMetrics(metricsPort),
     async stop() {
       if (child.exitCode === null) child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
@@ -88,4 +79,16 @@ export async function startServerProcess(env: Record<string, string>, options: S
       return code;
     },
   };
+}
+
+/** A server's /metrics on its loopback metrics port, by exact series name (e.g. "process_resident_memory_bytes"). */
+export async function readMetrics(metricsPort: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
 }
