@@ -29,7 +29,9 @@ beforeAll(async () => {
   pg = await startStoppablePostgres();
   const url = await createDatabase(pg.adminUrl, "boxoffice");
   // No catalog cache: every ListConcerts must reach the database whose outage the test watches.
-  deps = await createDeps(testConfig({ DATABASE_URL: url, SEED_DEMO_CATALOG: "true", DB_POOL_MAX: "5", CATALOG_CACHE_TTL: "0" }), captured.log, { startQueue: false });
+  deps = await createDeps(testConfig({ DATABASE_URL: url, SEED_DEMO_CATALOG: "true", DB_POOL_MAX: "5", CATALOG_CACHE_TTL: "0" }), captured.log, {
+    startQueue: false,
+  });
   server = createServer(deps);
   const port = await server.listen(0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
