@@ -37,6 +37,20 @@ const servers = (p: Started) =>
     .filter((d) => d.cmdline.includes("src/main.ts"))
     .map((d) => d.pid);
 
+/** The environment of a WORKERS=2 server on this suite's PostgreSQL and Redis, with its own queue keys. */
+function twoWorkers(extra: Record<string, string>): Record<string, string> {
+  return {
+    WORKERS: "2",
+    DATABASE_URL: db.url,
+    REDIS_URLS: testRedisUrl(),
+    QUEUE_REDIS_PREFIX: `workers-${randomBytes(4).toString("hex")}:`,
+    AUTH_MODE: "none",
+    RATE_LIMITS: "off",
+    SHUTDOWN_GRACE: "2s",
+    ...extra,
+  };
+}
+
 async function until(what: string, ok: () => boolean, ms = 90_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!ok()) {
@@ -47,17 +61,7 @@ async function until(what: string, ok: () => boolean, ms = 90_000): Promise<void
 
 test("two workers share the port: connections land on both pids, /metrics sums them, SIGTERM drains both and exits 0", async () => {
   const metricsPort = await freePort();
-  const p = await startProcess(SERVER, {
-    WORKERS: "2",
-    DATABASE_URL: db.url,
-    REDIS_URLS: testRedisUrl(),
-    QUEUE_REDIS_PREFIX: `workers-${randomBytes(4).toString("hex")}:`,
-    AUTH_MODE: "none",
-    RATE_LIMITS: "off",
-    SEED_DEMO_CATALOG: "true",
-    METRICS_PORT: String(metricsPort),
-    SHUTDOWN_GRACE: "2s",
-  });
+  const p = await startProcess(SERVER, twoWorkers({ SEED_DEMO_CATALOG: "true", METRICS_PORT: String(metricsPort) }));
   running.push(p);
   await until("every worker serving", () => p.logs.some((l) => l.msg === "every worker serving"));
 
@@ -104,16 +108,7 @@ test("two workers share the port: connections land on both pids, /metrics sums t
 });
 
 test("a worker that dies is logged and replaced; the replacement serves", async () => {
-  const p = await startProcess(SERVER, {
-    WORKERS: "2",
-    DATABASE_URL: db.url,
-    REDIS_URLS: testRedisUrl(),
-    QUEUE_REDIS_PREFIX: `workers-${randomBytes(4).toString("hex")}:`,
-    AUTH_MODE: "none",
-    RATE_LIMITS: "off",
-    METRICS_PORT: "off",
-    SHUTDOWN_GRACE: "2s",
-  });
+  const p = await startProcess(SERVER, twoWorkers({ METRICS_PORT: "off" }));
   running.push(p);
   await until("every worker serving", () => p.logs.some((l) => l.msg === "every worker serving"));
   const [victim] = p.logs.filter((l) => l.msg === "worker started").map((l) => l.pid as number);
