@@ -222,21 +222,21 @@ function sendHeader(call: AnyCall, header: Headers): void {
   if (any) call.sendMetadata(headersToMetadata(header));
 }
 
-/** A failure as grpc-js sends it: code, message, and the error's metadata with the details (grpc-status-details-bin). */
-export function statusOf(err: unknown): grpc.ServerErrorResponse {
+/**
+ * A failure as grpc-js sends it: code, message, and the error's metadata with
+ * the details (grpc-status-details-bin). A plain status, not an Error: a
+ * refusal is an answer, and capturing a stack for each one is work for nothing.
+ */
+function statusOf(err: unknown): Partial<grpc.StatusObject> {
   const error = ConnectError.from(err);
   const trailer = setTrailerStatus(new Headers(), error); // with the error's metadata
   // grpc-js writes grpc-status and grpc-message itself, from code and details.
   trailer.delete("grpc-status");
   trailer.delete("grpc-message");
-  return Object.assign(new Error(error.rawMessage), {
-    code: error.code as number as grpc.status,
-    details: error.rawMessage,
-    metadata: headersToMetadata(trailer),
-  });
+  return { code: error.code as number as grpc.status, details: error.rawMessage, metadata: headersToMetadata(trailer) };
 }
 
-export function metadataToHeaders(metadata: grpc.Metadata): Headers {
+function metadataToHeaders(metadata: grpc.Metadata): Headers {
   const header = new Headers();
   for (const [key, values] of Object.entries(metadata.toHttp2Headers())) {
     if (values === undefined) continue;
@@ -245,7 +245,7 @@ export function metadataToHeaders(metadata: grpc.Metadata): Headers {
   return header;
 }
 
-export function headersToMetadata(header: Headers): grpc.Metadata {
+function headersToMetadata(header: Headers): grpc.Metadata {
   const metadata = new grpc.Metadata();
   header.forEach((value, key) => {
     if (key.endsWith("-bin")) metadata.add(key, Buffer.from(value, "base64"));
