@@ -1,8 +1,8 @@
-import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../platform/logger.js";
 import type { Metrics } from "../platform/metrics.js";
 import { codeName } from "./codes.js";
+import { requestId } from "./pipeline.js";
 
 /**
  * Calls grpc-js answers itself, before the adapter hands them to the
@@ -14,15 +14,15 @@ import { codeName } from "./codes.js";
  */
 export function createGrpcRefusalInterceptor(log: Logger, metrics: Metrics): grpc.ServerInterceptor {
   return (method, call) => {
-    let requestId: string | undefined;
+    let given: string | undefined;
     let ours = false;
     const started = performance.now();
     return new grpc.ServerInterceptingCall(call, {
       start(next) {
         next({
           onReceiveMetadata(metadata, nextMetadata) {
-            const given = metadata.get("x-request-id")[0];
-            requestId = typeof given === "string" ? given : undefined;
+            const sent = metadata.get("x-request-id")[0];
+            given = typeof sent === "string" ? sent : undefined;
             nextMetadata(metadata);
           },
         });
@@ -33,7 +33,8 @@ export function createGrpcRefusalInterceptor(log: Logger, metrics: Metrics): grp
       },
       sendStatus(status, next) {
         if (!ours && !status.metadata?.get("x-request-id").length) {
-          const id = requestId ?? randomUUID();
+          // As the pipeline takes it: the client's if it is a sane one, else a new one.
+          const id = requestId(given);
           const code = codeName(status.code as number);
           const seconds = (performance.now() - started) / 1000;
           metrics.rpcCalls.inc({ procedure: method.path, code });

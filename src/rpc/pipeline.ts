@@ -49,7 +49,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 type HeaderValue = string | string[] | undefined;
 
 /** The request id a client sent, if it is a sane one, or a new one. */
-function requestId(given: HeaderValue): string {
+export function requestId(given: HeaderValue): string {
   return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
